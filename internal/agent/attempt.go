@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kilnbatch/kiln/internal/agent/taskrunner"
+	"github.com/kilnbatch/kiln/internal/cmdline"
+	"github.com/kilnbatch/kiln/internal/protocol"
+)
+
+// Failure categories and the codes the agent reports in a completed event.
+// Every one of them comes without an exit code: the process never ran.
+const (
+	CategoryUserError   = "usererror"
+	CategoryServerError = "servererror"
+
+	// CodeCommandLineInvalid: empty or unparsable command line.
+	CodeCommandLineInvalid = "CommandLineInvalid"
+	// CodeCommandProgramNotFound: the program does not exist or is not on PATH.
+	CodeCommandProgramNotFound = "CommandProgramNotFound"
+	// CodeCommandStartFailed: the program exists but could not be executed
+	// (not executable, bad interpreter, ...).
+	CodeCommandStartFailed = "CommandStartFailed"
+	// CodeResourceFileDownloadFailed: a resource file could not be fetched
+	// or written.
+	CodeResourceFileDownloadFailed = "ResourceFileDownloadFailed"
+	// CodeTaskDirectoryInvalid: Assignment.Dir is not inside the node root.
+	CodeTaskDirectoryInvalid = "TaskDirectoryInvalid"
+	// CodeTaskDirectoryCreationFailed: the task directory could not be made.
+	CodeTaskDirectoryCreationFailed = "TaskDirectoryCreationFailed"
+)
+
+// attempt is one accepted assignment.
+type attempt struct {
+	as     protocol.Assignment
+	node   protocol.NodeConfig // as registered when the attempt was accepted
+	nodeID string
+	dir    string // absolute task directory; "" when Assignment.Dir is invalid
+	ctx    context.Context
+	cancel context.CancelFunc // kills the attempt
+	done   chan struct{}      // closed after the completed event is queued
+
+	completedSeq int64 // Seq of the completed event; guarded by agent.mu
+}
+
+// accept starts an assignment unless its AttemptID was seen before in this
+// agent's life: an attempt runs at most once however often it is delivered.
+func (a *agent) accept(as protocol.Assignment) {
+	if as.AttemptID == "" {
+		a.log.Warn("ignoring assignment without attemptId", "task", as.TaskID)
+		return
+	}
+	a.mu.Lock()
+	if _, dup := a.seen[as.AttemptID]; dup {
+		a.mu.Unlock()
+		a.log.Debug("ignoring repeated assignment", "attempt", as.AttemptID)
+		return
+	}
+	at := &attempt{as: as, node: a.node, nodeID: a.nodeID, done: make(chan struct{})}
+	at.ctx, at.cancel = context.WithCancel(a.tasksCtx)
+	if name, err := localDir(as.Dir); err == nil {
+		at.dir = filepath.Join(a.rootDir, name)
+	}
+	a.seen[as.AttemptID] = struct{}{}
+	a.known[as.AttemptID] = at
+	a.wg.Add(1)
+	a.mu.Unlock()
+	a.log.Info("attempt accepted", "attempt", as.AttemptID, "kind", as.Kind, "job", as.JobID, "task", as.TaskID)
+	go a.runAttempt(at)
+}
+
+// kill stops a known attempt; it still reports a completed event.
+func (a *agent) kill(id string) {
+	a.mu.Lock()
+	at := a.known[id]
+	a.mu.Unlock()
+	if at == nil {
+		a.log.Debug("kill order for unknown attempt", "attempt", id)
+		return
+	}
+	a.log.Info("killing attempt", "attempt", id)
+	at.cancel()
+}
+
+// clean removes a directory under the node root once no running attempt
+// uses it. It runs in the background (a large tree must not hold up the
+// sync loop); paths outside the root, and the root itself, are refused.
+func (a *agent) clean(rel string) {
+	name, err := localDir(rel)
+	if err != nil {
+		a.log.Warn("refusing clean order", "err", err)
+		return
+	}
+	abs := filepath.Join(a.rootDir, name)
+	var running []<-chan struct{}
+	a.mu.Lock()
+	for _, at := range a.known {
+		if at.dir != "" && overlaps(at.dir, abs) {
+			running = append(running, at.done)
+		}
+	}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		for _, done := range running {
+			<-done
+		}
+		if err := a.root.RemoveAll(name); err != nil {
+			a.log.Warn("clean failed", "dir", rel, "err", err)
+			return
+		}
+		a.log.Info("cleaned", "dir", rel)
+	}()
+}
+
+func (a *agent) runAttempt(at *attempt) {
+	defer a.wg.Done()
+	defer close(at.done)
+	defer at.cancel()
+	ev := a.execute(at)
+	ev.Kind = protocol.EventCompleted
+	a.emit(at, ev)
+	a.log.Info("attempt completed", "attempt", at.as.AttemptID, "exitCode", deref(ev.ExitCode),
+		"failure", ev.Failure, "timedOut", ev.TimedOut, "killed", ev.Killed)
+}
+
+// execute prepares and runs the attempt and returns its completed event
+// (without Kind and Seq). It emits the started event itself.
+func (a *agent) execute(at *attempt) protocol.Event {
+	as := at.as
+	if at.dir == "" {
+		return failed(CategoryServerError, CodeTaskDirectoryInvalid,
+			fmt.Sprintf("task directory %q is not inside the node root", as.Dir))
+	}
+	wd := filepath.Join(at.dir, "wd")
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		return failed(CategoryServerError, CodeTaskDirectoryCreationFailed, err.Error())
+	}
+	args, err := cmdline.Split(as.CommandLine)
+	if err != nil {
+		return failed(CategoryUserError, CodeCommandLineInvalid, err.Error())
+	}
+	if len(args) == 0 {
+		return failed(CategoryUserError, CodeCommandLineInvalid, "the command line is empty")
+	}
+	if err := downloadResourceFiles(at.ctx, a.client, wd, as.ResourceFiles); err != nil {
+		if at.ctx.Err() != nil {
+			return protocol.Event{Killed: true}
+		}
+		return failed(CategoryUserError, CodeResourceFileDownloadFailed, err.Error())
+	}
+	if at.ctx.Err() != nil {
+		return protocol.Event{Killed: true}
+	}
+
+	p, err := taskrunner.Start(taskrunner.Spec{
+		Args:         args,
+		Dir:          wd,
+		Env:          taskEnv(at, a.cfg.PoolID, a.rootDir, wd),
+		Stdout:       filepath.Join(at.dir, "stdout.txt"),
+		Stderr:       filepath.Join(at.dir, "stderr.txt"),
+		MaxWallClock: time.Duration(as.MaxWallClock),
+	})
+	switch {
+	case errors.Is(err, taskrunner.ErrProgramNotFound):
+		return failed(CategoryUserError, CodeCommandProgramNotFound, err.Error())
+	case err != nil:
+		return failed(CategoryUserError, CodeCommandStartFailed, err.Error())
+	}
+	a.emit(at, protocol.Event{Kind: protocol.EventStarted, Time: p.StartTime()})
+	stop := context.AfterFunc(at.ctx, p.Kill)
+	defer stop()
+	res := p.Wait()
+	code := res.ExitCode
+	return protocol.Event{
+		Time:      res.EndTime,
+		StartTime: res.StartTime.UTC(),
+		ExitCode:  &code,
+		TimedOut:  res.TimedOut,
+		Killed:    res.Killed,
+	}
+}
+
+func failed(category, code, msg string) protocol.Event {
+	return protocol.Event{Failure: &protocol.FailureInfo{Category: category, Code: code, Message: msg}}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

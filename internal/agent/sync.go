@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/kilnbatch/kiln/internal/protocol"
+)
+
+const (
+	// syncSlack is added to the long-poll wait to bound a sync request.
+	syncSlack = 10 * time.Second
+	// finalSyncTimeout bounds the best-effort sync sent after a Shutdown order.
+	finalSyncTimeout = 5 * time.Second
+)
+
+var (
+	// errInterrupted: the agent cancelled its own long poll to send an event.
+	errInterrupted = errors.New("agent: long poll interrupted for a new event")
+	// errUnauthorized: the server answered a sync with 401.
+	errUnauthorized = errors.New("agent: sync unauthorized")
+)
+
+// loop registers and then syncs until ctx ends, a Shutdown order, the orphan
+// timeout or a refused registration.
+func (a *agent) loop(ctx context.Context) error {
+	a.lastContact = time.Now()
+	if err := a.register(ctx); err != nil {
+		return a.exit(ctx, err)
+	}
+	var bo backoff
+	for {
+		resp, err := a.sync(ctx)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case a.orphaned():
+			return a.exit(ctx, errOrphaned)
+		case errors.Is(err, errInterrupted):
+			continue
+		case errors.Is(err, errUnauthorized):
+			a.log.Info("sync unauthorized; registering again")
+			if err := a.register(ctx); err != nil {
+				return a.exit(ctx, err)
+			}
+			continue
+		default:
+			a.log.Warn("sync failed; retrying", "err", err)
+			a.sleep(ctx, bo.next())
+			continue
+		}
+		bo.reset()
+		a.lastContact = time.Now()
+		a.apply(resp)
+		if resp.Shutdown {
+			a.shutdown(ctx)
+			return nil
+		}
+		if resp.Reregister {
+			a.log.Info("server asked to register again")
+			if err := a.register(ctx); err != nil {
+				return a.exit(ctx, err)
+			}
+		}
+	}
+}
+
+// exit turns the error that ended the loop into Run's result.
+func (a *agent) exit(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errOrphaned):
+		a.log.Error("server unreachable for the orphan timeout; killing all tasks and exiting", "timeout", a.cfg.OrphanTimeout)
+		return nil
+	}
+	return err
+}
+
+// sync sends one SyncRequest and returns the response. While the request is
+// open, a newly queued event interrupts it (errInterrupted) once it has been
+// open for Config.SyncInterruptDelay; a response that was not completely
+// read is then discarded, never applied.
+func (a *agent) sync(ctx context.Context) (*protocol.SyncResponse, error) {
+	req, covered := a.nextSyncRequest(a.heartbeat)
+	ictx, interrupt := context.WithCancelCause(ctx)
+	defer interrupt(nil)
+	rctx, cancel := a.requestContext(ictx, a.heartbeat+syncSlack)
+	defer cancel()
+	if a.cfg.SyncInterruptDelay >= 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go a.interruptOnEvent(covered, time.Now(), done, interrupt)
+	}
+
+	var resp protocol.SyncResponse
+	err := a.post(rctx, protocol.PathSync, a.token, req, &resp)
+	if err == nil {
+		return &resp, nil
+	}
+	if context.Cause(ictx) == errInterrupted && ctx.Err() == nil {
+		return nil, errInterrupted
+	}
+	if se := (*statusError)(nil); errors.As(err, &se) && se.code == http.StatusUnauthorized {
+		return nil, errUnauthorized
+	}
+	return nil, err
+}
+
+// interruptOnEvent cancels the open sync (with cause errInterrupted) when an
+// event newer than covered (the last one the request carries) is queued, but
+// not before the request is SyncInterruptDelay old:
+// right after a sync is sent the server is still applying its events and
+// may be about to answer with work, and cancelling then would only make it
+// requeue that work. An interrupt that loses the race with the answer does
+// nothing: the answer is applied and the event goes out with the next sync.
+func (a *agent) interruptOnEvent(covered int64, sent time.Time, done <-chan struct{}, interrupt context.CancelCauseFunc) {
+	for {
+		newer, queued := a.eventsAfter(covered)
+		if newer {
+			break
+		}
+		select {
+		case <-done:
+			return
+		case <-queued:
+		}
+	}
+	if d := a.cfg.SyncInterruptDelay - time.Since(sent); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+	interrupt(errInterrupted)
+}
+
+// apply acts on a SyncResponse: acknowledgement, then new assignments, then
+// kill orders, then clean orders.
+func (a *agent) apply(resp *protocol.SyncResponse) {
+	a.ack(resp.Ack)
+	for _, as := range resp.Assignments {
+		a.accept(as)
+	}
+	for _, id := range resp.Kill {
+		a.kill(id)
+	}
+	for _, dir := range resp.Clean {
+		a.clean(dir)
+	}
+}
+
+// shutdown handles a Shutdown order: kill everything, wait for the
+// completions, and report them in one last best-effort sync.
+func (a *agent) shutdown(ctx context.Context) {
+	a.log.Info("server ordered shutdown; killing all tasks")
+	a.stopTasks()
+	req, _ := a.nextSyncRequest(0)
+	sctx, cancel := context.WithTimeout(ctx, finalSyncTimeout)
+	defer cancel()
+	var resp protocol.SyncResponse
+	if err := a.post(sctx, protocol.PathSync, a.token, req, &resp); err != nil {
+		a.log.Warn("final sync failed", "err", err, "events", len(req.Events))
+		return
+	}
+	a.ack(resp.Ack)
+}

@@ -1,0 +1,205 @@
+// Package taskrunner runs one task process for the node agent: it starts the
+// command in its own process group with stdout and stderr going straight to
+// files, enforces the wall-clock limit, and reports how the process ended.
+//
+// It knows nothing of the agent protocol; the agent turns a Result into
+// events. Kill and the timeout act on the whole process group, so children and
+// grandchildren die with the task.
+package taskrunner
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrProgramNotFound is returned (wrapped) by Start when the program named by
+// Args[0] does not exist or cannot be found on the PATH of Spec.Env.
+var ErrProgramNotFound = errors.New("program not found")
+
+// Spec describes the process to run.
+type Spec struct {
+	// Args is the program and its arguments. A program without a slash is
+	// looked up on the PATH found in Env (not the caller's PATH); a relative
+	// path with a slash is relative to Dir.
+	Args []string
+	// Dir is the working directory, created (with parents) if missing.
+	Dir string
+	// Env is the complete environment of the process ("KEY=value"). Nil or
+	// empty means an empty environment, never the caller's.
+	Env []string
+	// Stdout and Stderr are file paths, created or truncated. The process
+	// writes to them directly (no pipe, no buffering), so they can be read
+	// while it runs. Empty means /dev/null. They may name the same file.
+	Stdout, Stderr string
+	// MaxWallClock bounds the run time; on expiry the whole process group is
+	// killed and Result.TimedOut is set. Zero means no limit.
+	MaxWallClock time.Duration
+}
+
+// Result is how a process ended.
+type Result struct {
+	// ExitCode is the exit status, or 128+N when the process was killed by
+	// signal N (137 after SIGKILL).
+	ExitCode           int
+	StartTime, EndTime time.Time
+	// TimedOut is set when MaxWallClock expired and the process was killed.
+	TimedOut bool
+	// Killed is set when Kill was called before the process exited.
+	Killed bool
+	// StartErr is the error Start returned. Wait never sets it; it lets a
+	// caller keep a failed start and a finished run in one value (see Failed).
+	StartErr error
+}
+
+// Failed returns a Result for a process that could not be started.
+func Failed(err error) Result {
+	now := time.Now()
+	return Result{ExitCode: -1, StartTime: now, EndTime: now, StartErr: err}
+}
+
+// Process is a started task process.
+type Process struct {
+	cmd   *exec.Cmd
+	start time.Time
+	done  chan struct{}
+	timer *time.Timer
+
+	mu       sync.Mutex
+	exited   bool // the leader has exited; its pid (= pgid) must not be signalled any more
+	killed   bool
+	timedOut bool
+	result   Result
+}
+
+// Start starts the process described by spec. Errors (working directory,
+// output files, program not found, exec failure) are returned here; a
+// program that cannot be found gives an error wrapping ErrProgramNotFound.
+func Start(spec Spec) (*Process, error) {
+	if len(spec.Args) == 0 || spec.Args[0] == "" {
+		return nil, errors.New("taskrunner: empty command")
+	}
+	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("taskrunner: create working directory: %w", err)
+	}
+	path, err := lookPath(spec.Args[0], spec.Dir, spec.Env)
+	if err != nil {
+		return nil, err
+	}
+	stdout, stderr, closeOutputs, err := openOutputs(spec.Stdout, spec.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeOutputs() // the child holds its own descriptors once started
+
+	env := spec.Env
+	if env == nil {
+		env = []string{}
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        spec.Args,
+		Dir:         spec.Dir,
+		Env:         env,
+		Stdout:      stdout,
+		Stderr:      stderr,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("taskrunner: %w: %s", ErrProgramNotFound, spec.Args[0])
+		}
+		return nil, fmt.Errorf("taskrunner: start %s: %w", spec.Args[0], err)
+	}
+	p := &Process{cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	if spec.MaxWallClock > 0 {
+		p.timer = time.AfterFunc(spec.MaxWallClock, p.timeout)
+	}
+	go p.wait()
+	return p, nil
+}
+
+// Pid returns the process id of the leader (also the process group id).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// StartTime returns when the process was started.
+func (p *Process) StartTime() time.Time { return p.start }
+
+// Done is closed when the process has exited and Wait will not block.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait blocks until the process exits and returns its Result. It may be
+// called any number of times.
+func (p *Process) Wait() Result {
+	<-p.done
+	return p.result
+}
+
+func (p *Process) wait() {
+	// Wait without reaping first, then mark the process exited, then reap:
+	// until the leader is reaped its pid cannot be reused, so Kill can never
+	// signal an unrelated process group.
+	waitExited(p.cmd.Process.Pid)
+	end := time.Now()
+	p.mu.Lock()
+	p.exited = true
+	p.mu.Unlock()
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+
+	_ = p.cmd.Wait() // exit status is read from ProcessState below
+	res := Result{ExitCode: exitCode(p.cmd.ProcessState), StartTime: p.start, EndTime: end}
+	p.mu.Lock()
+	res.Killed, res.TimedOut = p.killed, p.timedOut
+	p.result = res
+	p.mu.Unlock()
+	close(p.done)
+}
+
+func exitCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+func openOutputs(stdoutPath, stderrPath string) (stdout, stderr *os.File, closeAll func(), err error) {
+	var files []*os.File
+	closeAll = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	open := func(name string) (*os.File, error) {
+		if name == "" {
+			return nil, nil // exec.Cmd connects nil to /dev/null
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("taskrunner: open output: %w", err)
+		}
+		files = append(files, f)
+		return f, nil
+	}
+	if stdout, err = open(stdoutPath); err != nil {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	if stderrPath != "" && filepath.Clean(stderrPath) == filepath.Clean(stdoutPath) {
+		return stdout, stdout, closeAll, nil
+	}
+	if stderr, err = open(stderrPath); err != nil {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	return stdout, stderr, closeAll, nil
+}

@@ -1,0 +1,335 @@
+// Package api serves the Azure Batch data-plane REST API (api-version
+// 2024-07-01.20.0 and older ones of the form YYYY-MM-DD.NN.N since 2018) on
+// top of service.Operations: routing, Shared Key authentication, OData query
+// options, the Azure error body and the node file proxy to agent file
+// servers. It holds no state of its own.
+package api
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/kilnbatch/kiln/internal/batch"
+	"github.com/kilnbatch/kiln/internal/service"
+	"github.com/kilnbatch/kiln/internal/sharedkey"
+)
+
+// Config configures the handler returned by New.
+type Config struct {
+	// Ops is the service every Azure Batch call is delegated to. Required.
+	Ops service.Operations
+	// AgentHandler serves /agent/v1/* (the agent protocol), mounted at
+	// /agent/ without Shared Key auth. May be nil (then /agent/ is 404).
+	AgentHandler http.Handler
+	// Logger receives request errors and panics. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for signature freshness and error timestamps.
+	// Default time.Now.
+	Now func() time.Time
+}
+
+// server holds the dependencies shared by the handlers.
+type server struct {
+	ops      service.Operations
+	log      *slog.Logger
+	now      func() time.Time
+	verifier *sharedkey.Verifier
+	mux      *http.ServeMux // Azure Batch routes, behind auth
+	files    *http.Client   // talks to agent file servers
+}
+
+// New returns the HTTP handler of the whole server: GET /healthz, the agent
+// protocol under /agent/ and every Azure Batch route.
+func New(cfg Config) http.Handler {
+	s := &server{ops: cfg.Ops, log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.verifier = &sharedkey.Verifier{Keys: cfg.Ops.AccountKeys, Now: s.now}
+	s.files = newFileHTTPClient()
+	s.mux = http.NewServeMux()
+	s.routes()
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok")
+	})
+	if cfg.AgentHandler != nil {
+		root.Handle("/agent/", cfg.AgentHandler)
+	} else {
+		root.Handle("/agent/", http.NotFoundHandler())
+	}
+	root.Handle("/", http.HandlerFunc(s.serveBatch))
+	return s.recoverer(root)
+}
+
+// newFileHTTPClient returns the client for agent file servers: no overall
+// timeout (downloads stream), but a bounded wait for connections and
+// response headers.
+func newFileHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = 60 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// routes registers every Azure Batch route on s.mux.
+func (s *server) routes() {
+	h := func(pattern string, fn func(*call) error) {
+		s.mux.Handle(pattern, s.handler(fn))
+	}
+
+	// Account.
+	h("GET /supportedimages", s.supportedImages)
+	h("GET /nodecounts", s.poolNodeCounts)
+
+	// Pools.
+	h("POST /pools", s.poolAdd)
+	h("GET /pools", s.poolList)
+	h("GET /pools/{poolId}", s.poolGet)
+	h("HEAD /pools/{poolId}", s.poolExists)
+	h("DELETE /pools/{poolId}", s.poolDelete)
+	h("PATCH /pools/{poolId}", s.poolPatch)
+	h("POST /pools/{poolId}/updateproperties", s.poolUpdateProperties)
+	h("POST /pools/{poolId}/resize", s.poolResize)
+	h("POST /pools/{poolId}/stopresize", s.poolStopResize)
+	h("POST /pools/{poolId}/removenodes", s.poolRemoveNodes)
+
+	// Compute nodes.
+	h("GET /pools/{poolId}/nodes", s.nodeList)
+	h("GET /pools/{poolId}/nodes/{nodeId}", s.nodeGet)
+	h("POST /pools/{poolId}/nodes/{nodeId}/reboot", s.nodeReboot)
+	h("POST /pools/{poolId}/nodes/{nodeId}/disablescheduling", s.nodeDisableScheduling)
+	h("POST /pools/{poolId}/nodes/{nodeId}/enablescheduling", s.nodeEnableScheduling)
+	h("GET /pools/{poolId}/nodes/{nodeId}/files", s.nodeFileList)
+	h("GET /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileGet)
+	h("HEAD /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileProperties)
+	h("DELETE /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileDelete)
+
+	// Jobs.
+	h("POST /jobs", s.jobAdd)
+	h("GET /jobs", s.jobList)
+	h("GET /jobs/{jobId}", s.jobGet)
+	h("DELETE /jobs/{jobId}", s.jobDelete)
+	h("PATCH /jobs/{jobId}", s.jobPatch)
+	h("PUT /jobs/{jobId}", s.jobUpdate)
+	h("POST /jobs/{jobId}/disable", s.jobDisable)
+	h("POST /jobs/{jobId}/enable", s.jobEnable)
+	h("POST /jobs/{jobId}/terminate", s.jobTerminate)
+	h("GET /jobs/{jobId}/taskcounts", s.jobTaskCounts)
+
+	// Tasks.
+	h("POST /jobs/{jobId}/tasks", s.taskAdd)
+	h("POST /jobs/{jobId}/addtaskcollection", s.taskAddCollection)
+	h("GET /jobs/{jobId}/tasks", s.taskList)
+	h("GET /jobs/{jobId}/tasks/{taskId}", s.taskGet)
+	h("PUT /jobs/{jobId}/tasks/{taskId}", s.taskUpdate)
+	h("DELETE /jobs/{jobId}/tasks/{taskId}", s.taskDelete)
+	h("POST /jobs/{jobId}/tasks/{taskId}/terminate", s.taskTerminate)
+	h("POST /jobs/{jobId}/tasks/{taskId}/reactivate", s.taskReactivate)
+	h("GET /jobs/{jobId}/tasks/{taskId}/files", s.taskFileList)
+	h("GET /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileGet)
+	h("HEAD /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileProperties)
+	h("DELETE /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileDelete)
+
+	// Azure operations Kiln does not implement yet (501 NotImplemented).
+	// Certificate paths with parentheses are handled in s.fallback.
+	for pattern, op := range notImplemented {
+		h(pattern, s.unsupported(op))
+	}
+	h("/", s.fallback)
+}
+
+// notImplemented maps the routes of the remaining Azure Batch operations
+// (current and older api-versions) to their operation names.
+var notImplemented = map[string]string{
+	"GET /applications":                                             "Application_List",
+	"GET /applications/{applicationId}":                             "Application_Get",
+	"GET /poolusagemetrics":                                         "Pool_ListUsageMetrics",
+	"GET /lifetimepoolstats":                                        "Pool_GetAllLifetimeStatistics",
+	"GET /lifetimejobstats":                                         "Job_GetAllLifetimeStatistics",
+	"POST /certificates":                                            "Certificate_Add",
+	"GET /certificates":                                             "Certificate_List",
+	"POST /jobschedules":                                            "JobSchedule_Add",
+	"GET /jobschedules":                                             "JobSchedule_List",
+	"HEAD /jobschedules/{jobScheduleId}":                            "JobSchedule_Exists",
+	"GET /jobschedules/{jobScheduleId}":                             "JobSchedule_Get",
+	"DELETE /jobschedules/{jobScheduleId}":                          "JobSchedule_Delete",
+	"PATCH /jobschedules/{jobScheduleId}":                           "JobSchedule_Patch",
+	"PUT /jobschedules/{jobScheduleId}":                             "JobSchedule_Update",
+	"POST /jobschedules/{jobScheduleId}/disable":                    "JobSchedule_Disable",
+	"POST /jobschedules/{jobScheduleId}/enable":                     "JobSchedule_Enable",
+	"POST /jobschedules/{jobScheduleId}/terminate":                  "JobSchedule_Terminate",
+	"GET /jobschedules/{jobScheduleId}/jobs":                        "Job_ListFromJobSchedule",
+	"GET /jobs/{jobId}/jobpreparationandreleasetaskstatus":          "Job_ListPreparationAndReleaseTaskStatus",
+	"GET /jobs/{jobId}/tasks/{taskId}/subtasksinfo":                 "Task_ListSubtasks",
+	"POST /pools/{poolId}/enableautoscale":                          "Pool_EnableAutoScale",
+	"POST /pools/{poolId}/disableautoscale":                         "Pool_DisableAutoScale",
+	"POST /pools/{poolId}/evaluateautoscale":                        "Pool_EvaluateAutoScale",
+	"POST /pools/{poolId}/upgradeos":                                "Pool_UpgradeOS",
+	"POST /pools/{poolId}/nodes/{nodeId}/users":                     "ComputeNode_AddUser",
+	"PUT /pools/{poolId}/nodes/{nodeId}/users/{userName}":           "ComputeNode_UpdateUser",
+	"DELETE /pools/{poolId}/nodes/{nodeId}/users/{userName}":        "ComputeNode_DeleteUser",
+	"POST /pools/{poolId}/nodes/{nodeId}/reimage":                   "ComputeNode_Reimage",
+	"POST /pools/{poolId}/nodes/{nodeId}/start":                     "ComputeNode_Start",
+	"POST /pools/{poolId}/nodes/{nodeId}/deallocate":                "ComputeNode_Deallocate",
+	"GET /pools/{poolId}/nodes/{nodeId}/remoteloginsettings":        "ComputeNode_GetRemoteLoginSettings",
+	"GET /pools/{poolId}/nodes/{nodeId}/rdp":                        "ComputeNode_GetRemoteDesktop",
+	"POST /pools/{poolId}/nodes/{nodeId}/uploadbatchservicelogs":    "ComputeNode_UploadBatchServiceLogs",
+	"GET /pools/{poolId}/nodes/{nodeId}/extensions":                 "ComputeNodeExtension_List",
+	"GET /pools/{poolId}/nodes/{nodeId}/extensions/{extensionName}": "ComputeNodeExtension_Get",
+}
+
+// serveBatch authenticates an Azure Batch request, checks its api-version
+// and dispatches it.
+func (s *server) serveBatch(w http.ResponseWriter, r *http.Request) {
+	c := s.newCall(w, r)
+	account, err := s.verifier.Verify(r)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	// Account names are case-insensitive; the service gets them lowercased.
+	c.account = strings.ToLower(account)
+	if err := c.checkAPIVersion(); err != nil {
+		c.fail(err)
+		return
+	}
+	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+}
+
+type callKey struct{}
+
+// handler adapts a call handler to http.Handler: it picks up the call that
+// serveBatch attached and answers the returned error.
+func (s *server) handler(fn func(*call) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Context().Value(callKey{}).(*call)
+		if c == nil {
+			// Only reachable if s.mux is served directly.
+			c = s.newCall(w, r)
+		}
+		c.r = r
+		if err := fn(c); err != nil {
+			c.fail(err)
+		}
+	})
+}
+
+// recoverer turns a panic into a 500 answer (when nothing was sent yet) and
+// logs it; http.ErrAbortHandler is passed on.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.EscapedPath(),
+				"panic", v, "stack", string(debug.Stack()))
+			if sw.wrote {
+				// Too late for an error answer: cut the connection.
+				panic(http.ErrAbortHandler)
+			}
+			c := s.newCall(sw, r)
+			c.fail(errPanic)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter records whether the response has started.
+type statusWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if code >= 200 {
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	return io.Copy(w.ResponseWriter, r)
+}
+
+func (w *statusWriter) Flush() {
+	w.wrote = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// unsupported answers an Azure operation Kiln does not implement.
+func (s *server) unsupported(op string) func(*call) error {
+	return func(c *call) error { return errNotImplemented(op) }
+}
+
+func errNotImplemented(op string) error {
+	e := batch.Errorf(http.StatusNotImplemented, "NotImplemented",
+		"The operation %s is not implemented by this Kiln server.", op)
+	return e.With("Operation", op)
+}
+
+// fallback answers requests no route matched: certificate operations (their
+// paths have parentheses) 501, known paths with another method 405
+// UnsupportedHttpVerb, anything else 400 InvalidUri.
+func (s *server) fallback(c *call) error {
+	p := c.r.URL.EscapedPath()
+	if strings.HasPrefix(p, "/certificates(") {
+		op := "Certificate_Get"
+		switch {
+		case c.r.Method == http.MethodDelete:
+			op = "Certificate_Delete"
+		case strings.HasSuffix(p, "/canceldelete"):
+			op = "Certificate_CancelDeletion"
+		}
+		return errNotImplemented(op)
+	}
+	if allowed := s.allowedMethods(c.r); len(allowed) > 0 {
+		c.w.Header().Set("Allow", strings.Join(allowed, ", "))
+		e := batch.Errorf(http.StatusMethodNotAllowed, "UnsupportedHttpVerb",
+			"The resource doesn't support the specified HTTP verb.")
+		return e.With("HttpVerb", c.r.Method)
+	}
+	e := batch.Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
+	return e.With("Path", p)
+}
+
+// allowedMethods lists the methods some route other than the fallback
+// serves for r's path.
+func (s *server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.WithContext(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbatch/kiln/internal/server"
+)
+
+func newServerCommand() *cobra.Command {
+	var (
+		addr, publicURL, logLevel string
+		heartbeat, nodeTimeout    time.Duration
+		orphanTimeout             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Kiln control plane (embedded default: SQLite state, local nodes)",
+		Long: `Run the Kiln control plane.
+
+With no flags it listens on 127.0.0.1:8080, keeps its state in SQLite in the data
+directory ($KILN_DATA_DIR, default ~/.local/share/kiln), and runs compute nodes as
+local 'kiln agent' processes. On first start it creates an account (name and key
+from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
+<data-dir>/credentials.json, which the other kiln commands read.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dataFlag, _ := cmd.Flags().GetString("data-dir")
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg := server.Config{
+				Addr:               addr,
+				DataDir:            ResolveDataDir(dataFlag),
+				AccountName:        os.Getenv(EnvAccountName),
+				AccountKey:         os.Getenv(EnvAccountKey),
+				PublicURL:          publicURL,
+				HeartbeatInterval:  heartbeat,
+				NodeTimeout:        nodeTimeout,
+				AgentOrphanTimeout: orphanTimeout,
+				Logger:             logger,
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Kiln server listening on %s\n", srv.URL())
+			fmt.Fprintf(out, "  account name: %s\n", srv.Creds.AccountName)
+			fmt.Fprintf(out, "  account key:  %s\n", srv.Creds.AccountKey)
+			fmt.Fprintf(out, "  data dir:     %s\n", cfg.DataDir)
+			fmt.Fprintf(out, "Credentials written to %s; other kiln commands find them there.\n", cfg.DataDir+"/"+server.CredentialsFile)
+			<-ctx.Done()
+			logger.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", envOr("KILN_ADDR", server.AddrDefault), "listen address HOST:PORT (env KILN_ADDR)")
+	f.StringVar(&publicURL, "public-url", os.Getenv("KILN_PUBLIC_URL"), "URL clients and agents use to reach this server, if not http://<addr> (env KILN_PUBLIC_URL)")
+	f.StringVar(&logLevel, "log-level", envOr("KILN_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	f.DurationVar(&heartbeat, "heartbeat-interval", 0, "longest wait of an agent's long poll (default 10s)")
+	f.DurationVar(&nodeTimeout, "node-timeout", 0, "silence after which a node is marked unusable and its tasks requeued (default 45s)")
+	f.DurationVar(&orphanTimeout, "agent-orphan-timeout", 0, "how long local agents keep running while the server is unreachable (default 10m)")
+	return cmd
+}

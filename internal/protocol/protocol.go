@@ -1,0 +1,212 @@
+// Package protocol defines the agent protocol: the only way a `kiln agent`
+// talks to `kiln server`. It is plain JSON over HTTP so that agents on other
+// machines speak it exactly as local ones do. docs/agent-protocol.md describes
+// the exchange; this file is the source of truth for the message shapes.
+//
+// Version 1 has two calls, both POST with a JSON body:
+//
+//	/agent/v1/register  RegisterRequest  -> RegisterResponse
+//	/agent/v1/sync      SyncRequest      -> SyncResponse   (long poll)
+//
+// Every sync after register carries "Authorization: Bearer <NodeToken>".
+// Exactly-once rests on three rules:
+//  1. every task attempt has a server-chosen AttemptID; the agent runs a given
+//     AttemptID at most once for its whole life, however often it is assigned;
+//  2. the agent reports events by AttemptID and keeps each event in its outbox
+//     until a SyncResponse acknowledges its Seq; the server applies events
+//     idempotently and ignores events of attempts it no longer expects;
+//  3. each SyncRequest lists every attempt the agent knows (running or
+//     finished-but-unacknowledged); the server requeues attempts it delivered
+//     before that request (DeliveredIn < request Seq) that the agent does not
+//     know, and tells the agent to kill attempts the server does not expect.
+package protocol
+
+import "time"
+
+// Version is the protocol version this build speaks.
+const Version = 1
+
+// Paths of the agent protocol endpoints.
+const (
+	PathRegister = "/agent/v1/register"
+	PathSync     = "/agent/v1/sync"
+)
+
+// RegisterRequest is sent once when an agent starts (and again if the server
+// answers a sync with 401, for example after losing the node).
+type RegisterRequest struct {
+	ProtocolVersion int    `json:"protocolVersion"`
+	PoolID          string `json:"poolId"`
+	NodeID          string `json:"nodeId"` // chosen by the provider that started the agent
+	// Token proves the agent may join: the per-node token the provider passed
+	// on the command line (later: a pool join token).
+	Token    string `json:"token"`
+	Hostname string `json:"hostname"`
+	IP       string `json:"ip"`
+	// FileServerURL is where the agent serves its node files (GET/HEAD/DELETE,
+	// see agent docs); the server proxies the node and task file APIs to it.
+	FileServerURL string `json:"fileServerUrl"`
+	RootDir       string `json:"rootDir"`
+	AgentVersion  string `json:"agentVersion"`
+	// Known lists attempts the agent already knows (non-empty when an agent
+	// re-registers after the server forgot it or restarted).
+	Known []string `json:"known,omitempty"`
+}
+
+// RegisterResponse tells the agent its identity and how to behave.
+type RegisterResponse struct {
+	NodeID    string `json:"nodeId"`
+	NodeToken string `json:"nodeToken"`
+	// HeartbeatInterval is how long the server holds a sync open at most; the
+	// agent must sync at least this often or be marked unusable after a few
+	// missed intervals.
+	HeartbeatInterval Duration   `json:"heartbeatInterval"`
+	Node              NodeConfig `json:"node"`
+}
+
+// NodeConfig is what the agent needs to know about its node and pool.
+type NodeConfig struct {
+	AccountName string `json:"accountName"`
+	AccountURL  string `json:"accountUrl"`
+	PoolID      string `json:"poolId"`
+	IsDedicated bool   `json:"isDedicated"`
+	TaskSlots   int    `json:"taskSlots"`
+	NodeSecret  string `json:"nodeSecret"` // signs file-server requests from the server
+	AffinityID  string `json:"affinityId"`
+}
+
+// SyncRequest is the agent's heartbeat: its events since the last
+// acknowledgement and the attempts it knows. The server answers at once when
+// it has something for the agent, otherwise after at most WaitMillis.
+type SyncRequest struct {
+	NodeID string `json:"nodeId"`
+	// Seq increases by one per sync the agent sends in its life.
+	Seq        int64    `json:"seq"`
+	Events     []Event  `json:"events,omitempty"`
+	Known      []string `json:"known"`
+	WaitMillis int      `json:"waitMillis"`
+	// Metrics (optional) sampled on the node.
+	Metrics *NodeMetrics `json:"metrics,omitempty"`
+}
+
+// SyncResponse carries work, kill orders and acknowledgements.
+type SyncResponse struct {
+	// Ack is the highest event Seq the server has applied; the agent drops
+	// every outbox event with Seq <= Ack.
+	Ack         int64        `json:"ack"`
+	Assignments []Assignment `json:"assignments,omitempty"`
+	// Kill lists attempts to stop at once (task terminated, deleted, stale).
+	// Killed attempts still report a completion event.
+	Kill []string `json:"kill,omitempty"`
+	// Clean lists task directories (relative to the node root) to delete
+	// (retention time expired, task deleted).
+	Clean []string `json:"clean,omitempty"`
+	// Shutdown asks the agent to stop all work and exit (node removed).
+	Shutdown bool `json:"shutdown,omitempty"`
+	// Reregister asks the agent to register again (server lost its state).
+	Reregister bool `json:"reregister,omitempty"`
+}
+
+// Kinds of assignment.
+const (
+	KindTask      = "task"
+	KindStartTask = "starttask"
+)
+
+// Assignment is one attempt to run a command on the node.
+type Assignment struct {
+	AttemptID string `json:"attemptId"`
+	Kind      string `json:"kind"`
+	JobID     string `json:"jobId,omitempty"`
+	TaskID    string `json:"taskId,omitempty"`
+	// CommandLine is run without a shell, split into arguments as Azure does.
+	CommandLine string `json:"commandLine"`
+	// Dir is the task directory relative to the node root, for example
+	// "workitems/job1/job-1/task1" or "startup". The working directory is
+	// Dir + "/wd"; stdout.txt and stderr.txt live in Dir.
+	Dir string `json:"dir"`
+	// Env holds the task's environmentSettings (and any variable only the
+	// server knows); the agent adds every AZ_BATCH_* variable it can derive
+	// from NodeConfig and the assignment (node, pool, account, job, task ids
+	// and directories).
+	Env            map[string]string `json:"env"`
+	MaxWallClock   Duration          `json:"maxWallClock,omitempty"` // 0: unlimited
+	RequiredSlots  int               `json:"requiredSlots"`
+	WaitForSuccess bool              `json:"waitForSuccess,omitempty"`
+	// ResourceFiles to download before running (httpUrl form only in v1).
+	ResourceFiles []ResourceFile `json:"resourceFiles,omitempty"`
+	// DeliveredIn is the Seq of the sync request whose response carried this
+	// assignment; set by the server, echoed for debugging.
+	DeliveredIn int64 `json:"deliveredIn"`
+}
+
+// ResourceFile is a file to fetch into the task's working directory.
+type ResourceFile struct {
+	URL      string `json:"url"`
+	FilePath string `json:"filePath"`
+	FileMode string `json:"fileMode,omitempty"`
+}
+
+// Event kinds.
+const (
+	EventStarted   = "started"   // process started (task state running)
+	EventCompleted = "completed" // process finished, or could not start
+)
+
+// Event reports progress of one attempt.
+type Event struct {
+	Seq       int64     `json:"seq"`
+	AttemptID string    `json:"attemptId"`
+	Kind      string    `json:"kind"`
+	Time      time.Time `json:"time"`
+	// For completed events:
+	StartTime time.Time    `json:"startTime,omitempty"`
+	ExitCode  *int         `json:"exitCode,omitempty"`
+	Failure   *FailureInfo `json:"failure,omitempty"`
+	TimedOut  bool         `json:"timedOut,omitempty"`
+	Killed    bool         `json:"killed,omitempty"`
+}
+
+// FailureInfo mirrors Azure's TaskFailureInformation.
+type FailureInfo struct {
+	Category string `json:"category"` // usererror | servererror
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+}
+
+// NodeMetrics are resource figures sampled on the node.
+type NodeMetrics struct {
+	CPUPercent  float64 `json:"cpuPercent"`
+	MemoryBytes int64   `json:"memoryBytes"`
+	DiskBytes   int64   `json:"diskBytes"`
+}
+
+// Duration is a time.Duration that marshals as a Go duration string.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// File server of the agent: the server reaches node files through these
+// paths on FileServerURL, signing each request with NodeSecret.
+//
+//	GET    /files/{path}?recursive=true   list a directory (JSON []FileInfo) or read a file (supports Range)
+//	HEAD   /files/{path}                  properties of a file
+//	DELETE /files/{path}?recursive=true   delete a file or directory
+//
+// {path} is relative to the node root, slash separated, percent-encoded.
+// Header "X-Kiln-Signature" = hex(HMAC-SHA256(NodeSecret, METHOD + "\n" + escapedPath + "\n" + X-Kiln-Date)),
+// "X-Kiln-Date" RFC 3339, accepted within 5 minutes.
+type FileInfo struct {
+	Path         string    `json:"path"` // relative to the listed directory
+	IsDirectory  bool      `json:"isDirectory"`
+	Size         int64     `json:"size"`
+	CreationTime time.Time `json:"creationTime"`
+	LastModified time.Time `json:"lastModified"`
+	FileMode     string    `json:"fileMode"`
+}

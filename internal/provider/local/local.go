@@ -1,0 +1,163 @@
+// Package local is the node provider of the embedded default: every compute
+// node is a real `kiln agent` process on this machine, with its own root
+// directory under the data directory.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kilnbatch/kiln/internal/provider"
+)
+
+// OrphanTimeoutDefault is how long a local agent keeps running without
+// reaching the server before it stops its tasks and exits. It outlives a
+// server restart by far, so restarts never lose running work.
+const OrphanTimeoutDefault = 10 * time.Minute
+
+// Config configures the local provider.
+type Config struct {
+	// NodesDir holds one root directory per node: NodesDir/<nodeID>.
+	NodesDir string
+	// Executable is the kiln binary to run as `kiln agent` (default: this
+	// process's own executable).
+	Executable string
+	// OrphanTimeout is passed to agents (default OrphanTimeoutDefault).
+	OrphanTimeout time.Duration
+	Logger        *slog.Logger
+}
+
+// Provider starts nodes as local agent processes.
+type Provider struct {
+	cfg  Config
+	mu   sync.Mutex
+	proc map[string]*os.Process
+}
+
+// New returns a local provider.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("local provider: find own executable: %w", err)
+		}
+		cfg.Executable = exe
+	}
+	if cfg.OrphanTimeout == 0 {
+		cfg.OrphanTimeout = OrphanTimeoutDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.NodesDir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Provider{cfg: cfg, proc: map[string]*os.Process{}}, nil
+}
+
+func (p *Provider) Name() string { return "local" }
+
+// RootDir is the node root directory of a node.
+func (p *Provider) RootDir(nodeID string) string { return filepath.Join(p.cfg.NodesDir, nodeID) }
+
+// Start launches `kiln agent` for the node in its own session, so that it
+// survives a restart of the server and can be adopted again.
+func (p *Provider) Start(ctx context.Context, n provider.NodeSpec) error {
+	root := p.RootDir(n.NodeID)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(root, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(p.cfg.Executable, "agent",
+		"--server", n.ServerURL,
+		"--pool", n.PoolID,
+		"--node-id", n.NodeID,
+		"--root-dir", root,
+		"--orphan-timeout", p.cfg.OrphanTimeout.String(),
+	)
+	// The token travels in the environment, not on the command line where
+	// every user of the machine could read it.
+	cmd.Env = append(os.Environ(), "KILN_AGENT_TOKEN="+n.Token)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start agent for node %s: %w", n.NodeID, err)
+	}
+	pid := cmd.Process.Pid
+	_ = os.WriteFile(filepath.Join(root, "agent.pid"), []byte(strconv.Itoa(pid)), 0o644)
+	p.mu.Lock()
+	p.proc[n.NodeID] = cmd.Process
+	p.mu.Unlock()
+	go func() { _ = cmd.Wait() }() // reap
+	p.cfg.Logger.Info("started local node", "node", n.NodeID, "pool", n.PoolID, "pid", pid)
+	return nil
+}
+
+// Stop ends the node's agent (if still alive) and removes its root directory.
+func (p *Provider) Stop(ctx context.Context, n provider.NodeSpec) error {
+	root := p.RootDir(n.NodeID)
+	p.mu.Lock()
+	proc := p.proc[n.NodeID]
+	delete(p.proc, n.NodeID)
+	p.mu.Unlock()
+	pid := 0
+	if proc != nil {
+		pid = proc.Pid
+	} else if b, err := os.ReadFile(filepath.Join(root, "agent.pid")); err == nil {
+		// An agent started by an earlier server process.
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid > 0 && !isAgent(pid, root) {
+			pid = 0
+		}
+	}
+	if pid > 0 {
+		// The agent was asked to shut down; give it a moment, then kill its
+		// whole session (its tasks run in their own process groups, which
+		// the agent kills on shutdown).
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err := os.RemoveAll(root); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// isAgent checks that pid is a kiln agent of this node root, not a reused pid.
+func isAgent(pid int, root string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(b), root)
+}
+
+// Images lists the one image local nodes run: this machine's own OS.
+func (p *Provider) Images() []provider.Image {
+	return []provider.Image{{
+		NodeAgentSKUID: "batch.node.kiln.local",
+		Publisher:      "kiln",
+		Offer:          "local",
+		SKU:            "host",
+		Version:        "latest",
+		OSType:         "linux",
+	}}
+}

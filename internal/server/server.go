@@ -1,0 +1,194 @@
+// Package server wires Kiln's control plane together: store, service, node
+// provider and HTTP API, listening on one address.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kilnbatch/kiln/internal/api"
+	"github.com/kilnbatch/kiln/internal/provider/local"
+	"github.com/kilnbatch/kiln/internal/service"
+	"github.com/kilnbatch/kiln/internal/store"
+	"github.com/kilnbatch/kiln/internal/store/sqlite"
+)
+
+// AddrDefault is where `kiln server` listens without --addr.
+const AddrDefault = "127.0.0.1:8080"
+
+// Config configures a server. Zero values take the documented defaults.
+type Config struct {
+	// Addr is the listen address (AddrDefault).
+	Addr string
+	// DataDir holds the SQLite database, node directories and the
+	// credentials file.
+	DataDir string
+	// AccountName and AccountKey (base64) create the account on first start;
+	// empty values generate them.
+	AccountName string
+	AccountKey  string
+	// PublicURL is the URL clients use, if not http://<listen address>.
+	PublicURL string
+	// HeartbeatInterval and NodeTimeout tune agent liveness (service
+	// defaults).
+	HeartbeatInterval time.Duration
+	NodeTimeout       time.Duration
+	// AgentOrphanTimeout is how long local agents outlive an unreachable
+	// server (local.OrphanTimeoutDefault).
+	AgentOrphanTimeout time.Duration
+	Logger             *slog.Logger
+}
+
+// Credentials are what a client needs; the server writes them to
+// <DataDir>/credentials.json.
+type Credentials struct {
+	URL         string `json:"url"`
+	AccountName string `json:"accountName"`
+	AccountKey  string `json:"accountKey"`
+}
+
+// CredentialsFile is the name of the credentials file in the data directory.
+const CredentialsFile = "credentials.json"
+
+// Server is a running control plane.
+type Server struct {
+	cfg   Config
+	ln    net.Listener
+	http  *http.Server
+	svc   *service.Service
+	close func() error
+	Creds Credentials
+}
+
+// Start opens the store, adopts existing nodes, and starts serving.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = AddrDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: no data directory")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	baseURL := cfg.PublicURL
+	if baseURL == "" {
+		baseURL = "http://" + ln.Addr().String()
+	}
+	baseURL = strings.TrimRight(baseURL, "/")
+
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "kiln.db"))
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	prov, err := local.New(local.Config{NodesDir: filepath.Join(cfg.DataDir, "nodes"), OrphanTimeout: cfg.AgentOrphanTimeout, Logger: cfg.Logger})
+	if err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
+	svc, err := service.New(ctx, service.Config{
+		Store:             st,
+		Provider:          prov,
+		AgentURL:          baseURL,
+		AccountURL:        func(string) string { return baseURL },
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		NodeTimeout:       cfg.NodeTimeout,
+		Logger:            cfg.Logger,
+	})
+	if err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
+	acct, err := ensureAccount(ctx, svc, st, cfg)
+	if err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, ln: ln, svc: svc}
+	s.Creds = Credentials{URL: baseURL, AccountName: acct.Name, AccountKey: acct.PrimaryKey}
+	if err := writeCredentials(cfg.DataDir, s.Creds); err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
+	handler := api.New(api.Config{Ops: svc, AgentHandler: svc.AgentHandler(), Logger: cfg.Logger})
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	s.close = st.Close
+	svc.Start()
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("http server", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// ensureAccount returns the account clients use: the one named by the
+// configuration (created if missing), else the first stored one, else a new
+// generated one.
+func ensureAccount(ctx context.Context, svc *service.Service, st store.Store, cfg Config) (store.Account, error) {
+	if cfg.AccountName != "" {
+		return svc.EnsureAccount(ctx, cfg.AccountName, cfg.AccountKey)
+	}
+	accts, err := st.AccountList(ctx)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if len(accts) > 0 {
+		return accts[0], nil
+	}
+	return svc.EnsureAccount(ctx, generatedAccountName(), cfg.AccountKey)
+}
+
+func generatedAccountName() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("kiln%x", b)
+}
+
+func writeCredentials(dir string, c Credentials) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, CredentialsFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, CredentialsFile))
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return s.Creds.URL }
+
+// Shutdown stops serving. Local nodes keep running and are adopted by the
+// next server on the same data directory.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.svc.Close()
+	err := s.http.Shutdown(ctx)
+	if cerr := s.close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,598 @@
+package service
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+	"github.com/kilnbatch/kiln/internal/batch"
+	"github.com/kilnbatch/kiln/internal/store"
+)
+
+// jobState is a job in memory with its scheduling queue and task counters.
+type jobState struct {
+	account string
+	doc     *azbatch.Job
+	// queue holds the job's active tasks in the order they become eligible;
+	// entries whose task left the queue are skipped when popped.
+	queue []*taskState
+	head  int
+	// running counts tasks assigned to nodes (preparing or running).
+	running int
+	counts  jobCounts
+}
+
+// jobCounts are the job's task counts by state, as Get Task Counts reports.
+type jobCounts struct {
+	Active, Running, Succeeded, Failed             int32
+	ActiveSlots, RunningSlots, SucceededSlots, FailedSlots int32
+}
+
+func (c *jobCounts) total() int32 { return c.Active + c.Running + c.Succeeded + c.Failed }
+
+func (c *jobCounts) unfinished() int32 { return c.Active + c.Running }
+
+func (j *jobState) id() string { return deref(j.doc.ID) }
+
+func (j *jobState) poolID() string {
+	if j.doc.PoolInfo == nil {
+		return ""
+	}
+	return deref(j.doc.PoolInfo.PoolID)
+}
+
+func (j *jobState) etag() string { return string(deref(j.doc.ETag)) }
+
+func (j *jobState) state() azbatch.JobState { return deref(j.doc.State) }
+
+func (j *jobState) object() (Object, error) {
+	return object(j.doc, (*string)(j.doc.ETag), j.doc.LastModified, j.doc.CreationTime)
+}
+
+func (j *jobState) push(t *taskState) {
+	t.queued = true
+	j.queue = append(j.queue, t)
+}
+
+// peek returns the first queued task, dropping stale entries.
+func (j *jobState) peek() *taskState {
+	for j.head < len(j.queue) {
+		t := j.queue[j.head]
+		if t.queued {
+			return t
+		}
+		j.queue[j.head] = nil
+		j.head++
+	}
+	if j.head > 0 {
+		j.queue = j.queue[:0]
+		j.head = 0
+	}
+	return nil
+}
+
+func (j *jobState) pop() {
+	t := j.queue[j.head]
+	t.queued = false
+	j.queue[j.head] = nil
+	j.head++
+	if j.head > 1024 && j.head*2 > len(j.queue) {
+		j.queue = append([]*taskState(nil), j.queue[j.head:]...)
+		j.head = 0
+	}
+}
+
+func (s *Service) touchJob(j *jobState, w *store.Writes) {
+	now := s.now()
+	j.doc.ETag = ptr(azcore.ETag(s.newETag()))
+	j.doc.LastModified = &now
+	s.writeJob(j, w)
+}
+
+func (s *Service) writeJob(j *jobState, w *store.Writes) {
+	b, err := j.doc.MarshalJSON()
+	if err != nil {
+		s.log.Error("encode job", "err", err)
+		return
+	}
+	rec := store.Job{Account: j.account, ID: j.id(), PoolID: j.poolID(), State: string(j.state()), Priority: deref(j.doc.Priority), Doc: b}
+	for i := range w.Jobs {
+		if w.Jobs[i].Account == rec.Account && strings.EqualFold(w.Jobs[i].ID, rec.ID) {
+			w.Jobs[i] = rec
+			return
+		}
+	}
+	w.Jobs = append(w.Jobs, rec)
+}
+
+func (s *Service) setJobState(j *jobState, st azbatch.JobState) {
+	now := s.now()
+	j.doc.PreviousState = j.doc.State
+	j.doc.PreviousStateTransitionTime = j.doc.StateTransitionTime
+	j.doc.State = &st
+	j.doc.StateTransitionTime = &now
+}
+
+func (s *Service) jobLocked(account, id string) (*jobState, error) {
+	j, ok := s.jobs[key(account, id)]
+	if !ok {
+		return nil, batch.NotFound("JobNotFound", "job", id)
+	}
+	return j, nil
+}
+
+func validatePriority(p *int32) error {
+	if p != nil && (*p < -1000 || *p > 1000) {
+		return batch.InvalidProperty("priority", itoa(*p), "The priority must be between -1000 and 1000.")
+	}
+	return nil
+}
+
+func validateJobConstraints(c *azbatch.JobConstraints) error {
+	if c == nil {
+		return nil
+	}
+	if c.MaxWallClockTime != nil {
+		if _, err := batch.ParseDuration(*c.MaxWallClockTime); err != nil {
+			return batch.InvalidProperty("constraints.maxWallClockTime", *c.MaxWallClockTime, err.Error())
+		}
+	}
+	if r := deref(c.MaxTaskRetryCount); r < -1 {
+		return batch.InvalidProperty("constraints.maxTaskRetryCount", itoa(r), "The value must be -1 or more.")
+	}
+	return nil
+}
+
+func validateOnAllTasksComplete(v *azbatch.OnAllTasksComplete) (*azbatch.OnAllTasksComplete, error) {
+	if v == nil {
+		return nil, nil
+	}
+	o := azbatch.OnAllTasksComplete(strings.ToLower(string(*v)))
+	if o != azbatch.OnAllTasksCompleteNoAction && o != azbatch.OnAllTasksCompleteTerminateJob {
+		return nil, batch.InvalidProperty("onAllTasksComplete", string(*v), "Allowed values are noaction and terminatejob.")
+	}
+	return &o, nil
+}
+
+// JobAdd creates a job on an existing or future pool.
+func (s *Service) JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) error {
+	id := deref(c.ID)
+	if err := batch.ValidateID("id", id, 64); err != nil {
+		return err
+	}
+	if c.PoolInfo == nil {
+		return batch.MissingProperty("poolInfo")
+	}
+	if c.PoolInfo.AutoPoolSpecification != nil {
+		return batch.InvalidProperty("poolInfo.autoPoolSpecification", "", "Auto pools are not supported by this Kiln version yet; name a poolId.")
+	}
+	if deref(c.PoolInfo.PoolID) == "" {
+		return batch.MissingProperty("poolInfo.poolId")
+	}
+	if err := validatePriority(c.Priority); err != nil {
+		return err
+	}
+	if err := validateJobConstraints(c.Constraints); err != nil {
+		return err
+	}
+	onAll, err := validateOnAllTasksComplete(c.OnAllTasksComplete)
+	if err != nil {
+		return err
+	}
+	if onAll == nil {
+		onAll = ptr(azbatch.OnAllTasksCompleteNoAction)
+	}
+	onFail := ptr(azbatch.OnTaskFailureNoAction)
+	if c.OnTaskFailure != nil {
+		onFail = ptr(azbatch.OnTaskFailure(strings.ToLower(string(*c.OnTaskFailure))))
+	}
+	if deref(c.UsesTaskDependencies) {
+		return batch.InvalidProperty("usesTaskDependencies", "true", "Task dependencies are not supported by this Kiln version yet.")
+	}
+	if c.JobManagerTask != nil || c.JobPreparationTask != nil || c.JobReleaseTask != nil {
+		return batch.InvalidProperty("jobManagerTask", "", "Job manager, preparation and release tasks are not supported by this Kiln version yet.")
+	}
+	now := s.now()
+	constraints := c.Constraints
+	if constraints == nil {
+		constraints = &azbatch.JobConstraints{}
+	}
+	if constraints.MaxWallClockTime == nil {
+		constraints.MaxWallClockTime = ptr(batch.MaxDurationISO)
+	}
+	if constraints.MaxTaskRetryCount == nil {
+		constraints.MaxTaskRetryCount = ptr(int32(0))
+	}
+	doc := &azbatch.Job{
+		ID:                        ptr(id),
+		DisplayName:               c.DisplayName,
+		URL:                       ptr(s.cfg.AccountURL(account) + "/jobs/" + id),
+		UsesTaskDependencies:      ptr(false),
+		Priority:                  ptr(deref(c.Priority)),
+		AllowTaskPreemption:       ptr(deref(c.AllowTaskPreemption)),
+		MaxParallelTasks:          ptr(int32(-1)),
+		Constraints:               constraints,
+		CommonEnvironmentSettings: c.CommonEnvironmentSettings,
+		PoolInfo:                  &azbatch.PoolInfo{PoolID: c.PoolInfo.PoolID},
+		OnAllTasksComplete:        onAll,
+		OnTaskFailure:             onFail,
+		Metadata:                  c.Metadata,
+		NetworkConfiguration:      c.NetworkConfiguration,
+		State:                     ptr(azbatch.JobStateActive),
+		StateTransitionTime:       &now,
+		CreationTime:              &now,
+		ExecutionInfo:             &azbatch.JobExecutionInfo{StartTime: &now, PoolID: c.PoolInfo.PoolID},
+	}
+	if c.MaxParallelTasks != nil {
+		if *c.MaxParallelTasks == 0 || *c.MaxParallelTasks < -1 {
+			return batch.InvalidProperty("maxParallelTasks", itoa(*c.MaxParallelTasks), "The value must be -1 or greater than 0.")
+		}
+		doc.MaxParallelTasks = c.MaxParallelTasks
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.jobs[key(account, id)]; ok {
+		return batch.Conflict("JobExists", "The specified job already exists.").With("id", id)
+	}
+	j := &jobState{account: account, doc: doc}
+	j.doc.ETag = ptr(azcore.ETag(s.newETag()))
+	j.doc.LastModified = &now
+	var w store.Writes
+	s.writeJob(j, &w)
+	if err := s.cfg.Store.JobInsert(context.WithoutCancel(ctx), w.Jobs[0]); err != nil {
+		if err == store.ErrExists {
+			return batch.Conflict("JobExists", "The specified job already exists.").With("id", id)
+		}
+		return err
+	}
+	s.jobs[key(account, id)] = j
+	return nil
+}
+
+// JobGet returns a job.
+func (s *Service) JobGet(ctx context.Context, account, jobID string, cond Conditions) (Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.jobLocked(account, jobID)
+	if err != nil {
+		return Object{}, err
+	}
+	if err := checkConditions(cond, j.etag(), deref(j.doc.LastModified), true); err != nil {
+		return Object{}, err
+	}
+	return j.object()
+}
+
+// JobList lists an account's jobs in id order.
+func (s *Service) JobList(ctx context.Context, account string, lp ListParams) (ListPage, error) {
+	s.mu.Lock()
+	var jobs []*jobState
+	for _, j := range s.jobs {
+		if strings.EqualFold(j.account, account) {
+			jobs = append(jobs, j)
+		}
+	}
+	sort.Slice(jobs, func(a, b int) bool { return strings.ToLower(jobs[a].id()) < strings.ToLower(jobs[b].id()) })
+	objs := make([]Object, 0, len(jobs))
+	ids := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		o, err := j.object()
+		if err != nil {
+			s.mu.Unlock()
+			return ListPage{}, err
+		}
+		objs = append(objs, o)
+		ids = append(ids, strings.ToLower(j.id()))
+	}
+	s.mu.Unlock()
+	return pageByID(objs, ids, lp)
+}
+
+func (s *Service) writableJobLocked(account, jobID string, cond Conditions) (*jobState, error) {
+	j, err := s.jobLocked(account, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkConditions(cond, j.etag(), deref(j.doc.LastModified), false); err != nil {
+		return nil, err
+	}
+	switch j.state() {
+	case azbatch.JobStateDeleting:
+		return nil, batch.Conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being garbage collected.").With("id", jobID)
+	}
+	return j, nil
+}
+
+// JobDelete deletes a job: running tasks are killed, and the job and its
+// tasks are removed.
+func (s *Service) JobDelete(ctx context.Context, account, jobID string, cond Conditions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.writableJobLocked(account, jobID, cond)
+	if err != nil {
+		return err
+	}
+	var w store.Writes
+	for k, t := range s.tasks {
+		if t.job == j {
+			s.killTaskLocked(t, &w)
+			t.queued = false
+			delete(s.tasks, k)
+		}
+	}
+	delete(s.jobs, key(account, jobID))
+	w.DeleteJobs = append(w.DeleteJobs, store.Job{Account: j.account, ID: j.id()})
+	w.Tasks = w.Tasks[:0:0]
+	s.dispatchLocked(&w)
+	return s.commit(ctx, &w)
+}
+
+// JobPatch updates the properties the patch names.
+func (s *Service) JobPatch(ctx context.Context, account, jobID string, c *azbatch.UpdateJobContent, cond Conditions) (Object, error) {
+	if err := validatePriority(c.Priority); err != nil {
+		return Object{}, err
+	}
+	if err := validateJobConstraints(c.Constraints); err != nil {
+		return Object{}, err
+	}
+	onAll, err := validateOnAllTasksComplete(c.OnAllTasksComplete)
+	if err != nil {
+		return Object{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.writableJobLocked(account, jobID, cond)
+	if err != nil {
+		return Object{}, err
+	}
+	if j.state() == azbatch.JobStateCompleted {
+		return Object{}, batch.Conflict("JobCompleted", "The specified job is already in a completed state.").With("id", jobID)
+	}
+	if c.Priority != nil {
+		j.doc.Priority = c.Priority
+	}
+	if c.Constraints != nil {
+		j.doc.Constraints = c.Constraints
+	}
+	if c.Metadata != nil {
+		j.doc.Metadata = c.Metadata
+	}
+	if c.MaxParallelTasks != nil {
+		j.doc.MaxParallelTasks = c.MaxParallelTasks
+	}
+	if c.AllowTaskPreemption != nil {
+		j.doc.AllowTaskPreemption = c.AllowTaskPreemption
+	}
+	if c.PoolInfo != nil && deref(c.PoolInfo.PoolID) != "" {
+		if j.state() != azbatch.JobStateDisabled {
+			return Object{}, batch.Conflict("JobNotDisabled", "The pool of a job can only be changed while the job is disabled.").With("id", jobID)
+		}
+		j.doc.PoolInfo = &azbatch.PoolInfo{PoolID: c.PoolInfo.PoolID}
+	}
+	if onAll != nil {
+		j.doc.OnAllTasksComplete = onAll
+	}
+	var w store.Writes
+	s.touchJob(j, &w)
+	s.maybeCompleteJobLocked(j, &w)
+	s.dispatchLocked(&w)
+	if err := s.commit(ctx, &w); err != nil {
+		return Object{}, err
+	}
+	return j.object()
+}
+
+// JobReplace replaces the updatable properties; absent ones get defaults.
+func (s *Service) JobReplace(ctx context.Context, account, jobID string, c *azbatch.Job, cond Conditions) (Object, error) {
+	if c.PoolInfo == nil || deref(c.PoolInfo.PoolID) == "" {
+		return Object{}, batch.MissingProperty("poolInfo")
+	}
+	if err := validatePriority(c.Priority); err != nil {
+		return Object{}, err
+	}
+	if err := validateJobConstraints(c.Constraints); err != nil {
+		return Object{}, err
+	}
+	onAll, err := validateOnAllTasksComplete(c.OnAllTasksComplete)
+	if err != nil {
+		return Object{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.writableJobLocked(account, jobID, cond)
+	if err != nil {
+		return Object{}, err
+	}
+	if j.state() == azbatch.JobStateCompleted {
+		return Object{}, batch.Conflict("JobCompleted", "The specified job is already in a completed state.").With("id", jobID)
+	}
+	if !strings.EqualFold(deref(c.PoolInfo.PoolID), j.poolID()) && j.state() != azbatch.JobStateDisabled {
+		return Object{}, batch.Conflict("JobNotDisabled", "The pool of a job can only be changed while the job is disabled.").With("id", jobID)
+	}
+	j.doc.PoolInfo = &azbatch.PoolInfo{PoolID: c.PoolInfo.PoolID}
+	j.doc.Priority = ptr(deref(c.Priority))
+	constraints := c.Constraints
+	if constraints == nil {
+		constraints = &azbatch.JobConstraints{}
+	}
+	if constraints.MaxWallClockTime == nil {
+		constraints.MaxWallClockTime = ptr(batch.MaxDurationISO)
+	}
+	if constraints.MaxTaskRetryCount == nil {
+		constraints.MaxTaskRetryCount = ptr(int32(0))
+	}
+	j.doc.Constraints = constraints
+	j.doc.Metadata = c.Metadata
+	j.doc.AllowTaskPreemption = ptr(deref(c.AllowTaskPreemption))
+	if c.MaxParallelTasks != nil {
+		j.doc.MaxParallelTasks = c.MaxParallelTasks
+	} else {
+		j.doc.MaxParallelTasks = ptr(int32(-1))
+	}
+	if onAll == nil {
+		onAll = ptr(azbatch.OnAllTasksCompleteNoAction)
+	}
+	j.doc.OnAllTasksComplete = onAll
+	var w store.Writes
+	s.touchJob(j, &w)
+	s.maybeCompleteJobLocked(j, &w)
+	s.dispatchLocked(&w)
+	if err := s.commit(ctx, &w); err != nil {
+		return Object{}, err
+	}
+	return j.object()
+}
+
+// JobDisable stops scheduling a job's tasks; running tasks are requeued,
+// terminated or left to finish.
+func (s *Service) JobDisable(ctx context.Context, account, jobID string, c *azbatch.DisableJobContent, cond Conditions) (Object, error) {
+	if c == nil || c.DisableTasks == nil {
+		return Object{}, batch.MissingProperty("disableTasks")
+	}
+	opt := azbatch.DisableJobOption(strings.ToLower(string(*c.DisableTasks)))
+	switch opt {
+	case azbatch.DisableJobOptionRequeue, azbatch.DisableJobOptionTerminate, azbatch.DisableJobOptionWait:
+	default:
+		return Object{}, batch.InvalidProperty("disableTasks", string(*c.DisableTasks), "Allowed values are requeue, terminate and wait.")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.writableJobLocked(account, jobID, cond)
+	if err != nil {
+		return Object{}, err
+	}
+	if j.state() != azbatch.JobStateActive {
+		return Object{}, batch.Conflict("JobNotActive", "The specified job is not in the active state.").With("id", jobID)
+	}
+	var w store.Writes
+	if opt != azbatch.DisableJobOptionWait {
+		for _, t := range s.tasks {
+			if t.job != j || t.attempt == nil {
+				continue
+			}
+			if opt == azbatch.DisableJobOptionRequeue {
+				s.requeueTaskLocked(t, &w)
+			} else {
+				s.endTaskLocked(t, nil, taskEndedFailure("The task was terminated because its job was disabled."), &w)
+			}
+		}
+	}
+	s.setJobState(j, azbatch.JobStateDisabled)
+	s.touchJob(j, &w)
+	s.dispatchLocked(&w)
+	if err := s.commit(ctx, &w); err != nil {
+		return Object{}, err
+	}
+	return j.object()
+}
+
+// JobEnable resumes scheduling a disabled job.
+func (s *Service) JobEnable(ctx context.Context, account, jobID string, cond Conditions) (Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.writableJobLocked(account, jobID, cond)
+	if err != nil {
+		return Object{}, err
+	}
+	switch j.state() {
+	case azbatch.JobStateActive:
+		return j.object()
+	case azbatch.JobStateDisabled, azbatch.JobStateDisabling:
+	default:
+		return Object{}, batch.Conflict("JobNotDisabled", "The specified job is not disabled.").With("id", jobID)
+	}
+	var w store.Writes
+	s.setJobState(j, azbatch.JobStateActive)
+	s.touchJob(j, &w)
+	s.dispatchLocked(&w)
+	if err := s.commit(ctx, &w); err != nil {
+		return Object{}, err
+	}
+	return j.object()
+}
+
+// JobTerminate ends a job: running tasks are terminated and the job
+// completes with the given reason (default UserTerminate).
+func (s *Service) JobTerminate(ctx context.Context, account, jobID string, c *azbatch.TerminateJobContent, cond Conditions) (Object, error) {
+	reason := "UserTerminate"
+	if c != nil && deref(c.TerminationReason) != "" {
+		reason = *c.TerminationReason
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.writableJobLocked(account, jobID, cond)
+	if err != nil {
+		return Object{}, err
+	}
+	switch j.state() {
+	case azbatch.JobStateCompleted:
+		return Object{}, batch.Conflict("JobCompleted", "The specified job is already in a completed state.").With("id", jobID)
+	case azbatch.JobStateTerminating:
+		return Object{}, batch.Conflict("JobBeingTerminated", "The specified job is already being terminated.").With("id", jobID)
+	}
+	var w store.Writes
+	s.terminateJobLocked(j, reason, &w)
+	s.dispatchLocked(&w)
+	if err := s.commit(ctx, &w); err != nil {
+		return Object{}, err
+	}
+	return j.object()
+}
+
+func (s *Service) terminateJobLocked(j *jobState, reason string, w *store.Writes) {
+	for _, t := range s.tasks {
+		if t.job != j {
+			continue
+		}
+		if t.attempt != nil {
+			s.endTaskLocked(t, nil, taskEndedFailure("The task was terminated because its job was terminated."), w)
+		} else if t.queued {
+			// Active tasks of a completed job never run; they stay active
+			// in the record, as in Azure Batch.
+			t.queued = false
+		}
+	}
+	now := s.now()
+	s.setJobState(j, azbatch.JobStateCompleted)
+	if j.doc.ExecutionInfo == nil {
+		j.doc.ExecutionInfo = &azbatch.JobExecutionInfo{}
+	}
+	j.doc.ExecutionInfo.EndTime = &now
+	j.doc.ExecutionInfo.TerminationReason = &reason
+	s.touchJob(j, w)
+}
+
+// maybeCompleteJobLocked applies onAllTasksComplete: terminatejob ends the
+// job once it has tasks and all of them completed.
+func (s *Service) maybeCompleteJobLocked(j *jobState, w *store.Writes) {
+	if j.state() != azbatch.JobStateActive || deref(j.doc.OnAllTasksComplete) != azbatch.OnAllTasksCompleteTerminateJob {
+		return
+	}
+	if j.counts.total() == 0 || j.counts.unfinished() > 0 {
+		return
+	}
+	s.terminateJobLocked(j, "AllTasksComplete", w)
+}
+
+// JobTaskCounts reports a job's task counts and task slot counts.
+func (s *Service) JobTaskCounts(ctx context.Context, account, jobID string) (TaskCounts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.jobLocked(account, jobID)
+	if err != nil {
+		return TaskCounts{}, err
+	}
+	c := j.counts
+	return TaskCounts{
+		TaskCounts: &azbatch.TaskCounts{
+			Active: ptr(c.Active), Running: ptr(c.Running), Completed: ptr(c.Succeeded + c.Failed),
+			Succeeded: ptr(c.Succeeded), Failed: ptr(c.Failed),
+		},
+		TaskSlotCounts: &azbatch.TaskSlotCounts{
+			Active: ptr(c.ActiveSlots), Running: ptr(c.RunningSlots), Completed: ptr(c.SucceededSlots + c.FailedSlots),
+			Succeeded: ptr(c.SucceededSlots), Failed: ptr(c.FailedSlots),
+		},
+	}, nil
+}

@@ -1,0 +1,107 @@
+package service
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+	"github.com/kilnbatch/kiln/internal/batch"
+	"github.com/kilnbatch/kiln/internal/store"
+)
+
+// removalGrace is how long a leaving node may take to pick up its shutdown
+// order before it is deleted anyway.
+const removalGrace = 30 * time.Second
+
+// maintain runs the periodic work: node health, removals, retention.
+func (s *Service) maintain() {
+	defer s.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		var w store.Writes
+		s.checkNodesLocked(&w)
+		s.expireRetentionLocked()
+		s.dispatchLocked(&w)
+		if err := s.commit(context.Background(), &w); err != nil {
+			s.log.Error("maintenance write", "err", err)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) checkNodesLocked(w *store.Writes) {
+	now := s.now()
+	for _, n := range s.nodes {
+		silent := now.Sub(n.lastSeen)
+		switch {
+		case n.removing && silent > removalGrace || n.removing && !n.shutdownAt.IsZero() && now.Sub(n.shutdownAt) > removalGrace:
+			s.deleteNodeLocked(n, w)
+		case n.registered && !n.unusable && silent > s.cfg.NodeTimeout:
+			s.log.Warn("node stopped heartbeating; marking it unusable", "node", n.id, "silent", silent)
+			n.unusable = true
+			n.doc.Errors = []azbatch.NodeError{{Code: ptr("NodeHeartbeatLost"), Message: ptr("The node's agent has not contacted the server for " + silent.Round(time.Second).String() + ".")}}
+			s.evictTasksLocked(n, true, w)
+			s.refreshNodeLocked(n, w)
+			s.writeNode(n, w)
+			if n.removing {
+				s.deleteNodeLocked(n, w)
+			}
+		case !n.registered && !n.unusable && silent > 2*time.Minute:
+			n.unusable = true
+			n.doc.Errors = []azbatch.NodeError{{Code: ptr("NodeStartTimeout"), Message: ptr("The node's agent did not register within 2 minutes.")}}
+			s.refreshNodeLocked(n, w)
+			s.writeNode(n, w)
+		}
+	}
+}
+
+// retention: completed tasks' directories are deleted from their node once
+// their retentionTime has passed.
+type retentionItem struct {
+	at     time.Time
+	nodeID string
+	dir    string
+}
+
+type retentionHeap []retentionItem
+
+func (h retentionHeap) Len() int           { return len(h) }
+func (h retentionHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h retentionHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retentionHeap) Push(x any)        { *h = append(*h, x.(retentionItem)) }
+func (h *retentionHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func (s *Service) scheduleRetentionLocked(t *taskState) {
+	if t.doc.NodeInfo == nil || t.doc.Constraints == nil || t.doc.Constraints.RetentionTime == nil {
+		return
+	}
+	d, err := batch.ParseDuration(*t.doc.Constraints.RetentionTime)
+	if err != nil || d >= batch.MaxDuration {
+		return
+	}
+	heap.Push(&s.retention, retentionItem{at: s.now().Add(d), nodeID: deref(t.doc.NodeInfo.NodeID), dir: t.dir()})
+}
+
+func (s *Service) expireRetentionLocked() {
+	now := s.now()
+	for s.retention.Len() > 0 && !s.retention[0].at.After(now) {
+		it := heap.Pop(&s.retention).(retentionItem)
+		if n, ok := s.nodes[it.nodeID]; ok {
+			n.clean = append(n.clean, it.dir)
+			n.wakeLocked()
+		}
+	}
+}

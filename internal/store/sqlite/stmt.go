@@ -1,0 +1,161 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Column lists, in the order the scan functions read them.
+const (
+	accountCols = `name, primary_key, secondary_key, creation_time`
+	poolCols    = `account, id, doc`
+	nodeCols    = `account, id, pool_id, state, doc`
+	jobCols     = `account, id, pool_id, state, priority, doc`
+	taskCols    = `account, job_id, id, seq, state, node_id, attempt_id, slots, doc`
+)
+
+// writeStmts are prepared once on the writer connection and bound to each
+// transaction with Tx.StmtContext, which reuses the prepared statement since
+// the transaction runs on that same connection.
+type writeStmts struct {
+	accountInsert *sql.Stmt
+
+	poolInsert *sql.Stmt
+	poolUpsert *sql.Stmt
+	poolDelete *sql.Stmt
+
+	nodeUpsert *sql.Stmt
+	nodeDelete *sql.Stmt
+
+	jobInsert      *sql.Stmt
+	jobUpsert      *sql.Stmt
+	jobDelete      *sql.Stmt
+	jobDeleteTasks *sql.Stmt
+
+	taskInsert *sql.Stmt
+	taskUpsert *sql.Stmt
+	taskDelete *sql.Stmt
+}
+
+func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+	return prepareAll(ctx, db, []stmtDef{
+		{&ws.accountInsert, `INSERT INTO accounts (` + accountCols + `) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`},
+
+		{&ws.poolInsert, `INSERT INTO pools (` + poolCols + `) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`},
+		{&ws.poolUpsert, `INSERT INTO pools (` + poolCols + `) VALUES (?, ?, ?)
+			ON CONFLICT (account, id) DO UPDATE SET id = excluded.id, doc = excluded.doc`},
+		{&ws.poolDelete, `DELETE FROM pools WHERE account = ? AND id = ?`},
+
+		{&ws.nodeUpsert, `INSERT INTO nodes (` + nodeCols + `) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (account, id) DO UPDATE SET id = excluded.id, pool_id = excluded.pool_id,
+				state = excluded.state, doc = excluded.doc`},
+		{&ws.nodeDelete, `DELETE FROM nodes WHERE account = ? AND id = ?`},
+
+		{&ws.jobInsert, `INSERT INTO jobs (` + jobCols + `) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`},
+		{&ws.jobUpsert, `INSERT INTO jobs (` + jobCols + `) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (account, id) DO UPDATE SET id = excluded.id, pool_id = excluded.pool_id,
+				state = excluded.state, priority = excluded.priority, doc = excluded.doc`},
+		{&ws.jobDelete, `DELETE FROM jobs WHERE account = ? AND id = ?`},
+		{&ws.jobDeleteTasks, `DELETE FROM tasks WHERE account = ? AND job_id = ?`},
+
+		// seq is left out: SQLite assigns it (the rowid) on insert, and an
+		// upsert of an existing task keeps it.
+		{&ws.taskInsert, `INSERT INTO tasks (account, job_id, id, state, node_id, attempt_id, slots, doc)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`},
+		{&ws.taskUpsert, `INSERT INTO tasks (account, job_id, id, state, node_id, attempt_id, slots, doc)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (account, job_id, id) DO UPDATE SET id = excluded.id, state = excluded.state,
+				node_id = excluded.node_id, attempt_id = excluded.attempt_id,
+				slots = excluded.slots, doc = excluded.doc`},
+		{&ws.taskDelete, `DELETE FROM tasks WHERE account = ? AND job_id = ? AND id = ?`},
+	})
+}
+
+func (ws *writeStmts) close() {
+	closeAll(ws.accountInsert, ws.poolInsert, ws.poolUpsert, ws.poolDelete,
+		ws.nodeUpsert, ws.nodeDelete, ws.jobInsert, ws.jobUpsert, ws.jobDelete,
+		ws.jobDeleteTasks, ws.taskInsert, ws.taskUpsert, ws.taskDelete)
+}
+
+// readStmts are prepared on the read pool; database/sql prepares each again
+// on every pool connection that runs it.
+type readStmts struct {
+	accountGet  *sql.Stmt
+	accountList *sql.Stmt
+
+	poolGet  *sql.Stmt
+	poolList *sql.Stmt
+
+	nodeGet        *sql.Stmt
+	nodeListByPool *sql.Stmt
+	nodeListAll    *sql.Stmt
+
+	jobGet  *sql.Stmt
+	jobList *sql.Stmt
+
+	taskGet            *sql.Stmt
+	taskList           *sql.Stmt
+	taskListUnfinished *sql.Stmt
+	taskCounts         *sql.Stmt
+}
+
+func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	return prepareAll(ctx, db, []stmtDef{
+		{&rs.accountGet, `SELECT ` + accountCols + ` FROM accounts WHERE name = ?`},
+		{&rs.accountList, `SELECT ` + accountCols + ` FROM accounts ORDER BY name`},
+
+		{&rs.poolGet, `SELECT ` + poolCols + ` FROM pools WHERE account = ? AND id = ?`},
+		{&rs.poolList, `SELECT ` + poolCols + ` FROM pools WHERE account = ? ORDER BY id`},
+
+		{&rs.nodeGet, `SELECT ` + nodeCols + ` FROM nodes WHERE account = ? AND id = ?`},
+		{&rs.nodeListByPool, `SELECT ` + nodeCols + ` FROM nodes WHERE account = ? AND pool_id = ? ORDER BY id`},
+		{&rs.nodeListAll, `SELECT ` + nodeCols + ` FROM nodes ORDER BY account, id`},
+
+		{&rs.jobGet, `SELECT ` + jobCols + ` FROM jobs WHERE account = ? AND id = ?`},
+		{&rs.jobList, `SELECT ` + jobCols + ` FROM jobs WHERE account = ? ORDER BY id`},
+
+		{&rs.taskGet, `SELECT ` + taskCols + ` FROM tasks WHERE account = ? AND job_id = ? AND id = ?`},
+		{&rs.taskList, `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_seq
+			WHERE account = ? AND job_id = ? AND seq > ? ORDER BY seq LIMIT ?`},
+		// The WHERE term repeats tasks_unfinished's verbatim.
+		{&rs.taskListUnfinished, `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_unfinished
+			WHERE state <> 'completed' ORDER BY account, job_id, seq`},
+		{&rs.taskCounts, `SELECT state, count, slots FROM task_counts
+			WHERE account = ? AND job_id = ? AND count > 0 ORDER BY state`},
+	})
+}
+
+func (rs *readStmts) close() {
+	closeAll(rs.accountGet, rs.accountList, rs.poolGet, rs.poolList,
+		rs.nodeGet, rs.nodeListByPool, rs.nodeListAll, rs.jobGet, rs.jobList,
+		rs.taskGet, rs.taskList, rs.taskListUnfinished, rs.taskCounts)
+}
+
+type stmtDef struct {
+	dst   **sql.Stmt
+	query string
+}
+
+func prepareAll(ctx context.Context, db *sql.DB, defs []stmtDef) error {
+	for _, d := range defs {
+		st, err := db.PrepareContext(ctx, d.query)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", d.query, err)
+		}
+		*d.dst = st
+	}
+	return nil
+}
+
+func closeAll(stmts ...*sql.Stmt) {
+	for _, st := range stmts {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
