@@ -217,3 +217,16 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, code 
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// setupWithOps serves ops (which must answer AccountKeys like fakeOps).
+func setupWithOps(t *testing.T, ops service.Operations) *testBundle {
+	t.Helper()
+	b := &testBundle{logs: &bytes.Buffer{}}
+	b.srv = httptest.NewServer(api.New(api.Config{Ops: ops, Logger: slog.New(slog.NewTextHandler(b.logs, nil))}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func containsQuery(path string) bool { return strings.Contains(path, "?") }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -37,6 +37,9 @@ func (c *call) decodeBody(v any, required bool) error {
 		return batch.InvalidBody("The request body could not be read: " + err.Error())
 	}
 	data = bytes.TrimSpace(data)
+	if !required && string(data) == "null" {
+		data = nil
+	}
 	if len(data) == 0 {
 		if required {
 			return batch.InvalidBody("The request body is empty; a JSON object is required.")

@@ -302,6 +302,19 @@ func isoDuration(s string) (string, error) {
 	return formatISODuration(d), nil
 }
 
+// durationText shows an ISO 8601 duration from the server, writing Azure's
+// "no limit" value (the largest .NET TimeSpan, P10675199DT2H48M5.4775807S)
+// as "unlimited".
+func durationText(p *string) string {
+	if p == nil {
+		return ""
+	}
+	if strings.HasPrefix(*p, "P10675199D") {
+		return "unlimited"
+	}
+	return *p
+}
+
 func formatISODuration(d time.Duration) string {
 	if d == 0 {
 		return "PT0S"

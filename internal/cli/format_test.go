@@ -163,13 +163,14 @@ func TestDetailsViews(t *testing.T) {
 			"failureInfo": {"category": "usererror", "code": "FailureExitCode", "message": "The task exited with an exit code representing a failure",
 				"details": [{"name": "Message", "value": "exit 1"}]}},
 		"nodeInfo": {"nodeId": "n1", "poolId": "p1"}}`)
+	task.Constraints = &azbatch.TaskConstraints{MaxWallClockTime: ptr("P10675199DT2H48M5.4775807S")}
 	var b bytes.Buffer
 	if err := writeTaskDetails(&b, task); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"Exit code:", "Failure:", "FailureExitCode: The task exited with an exit code representing a failure (Message=exit 1)",
-		"Environment:", "A=1", "Retries:", "Node:", "n1",
+		"Environment:", "A=1", "Retries:", "Node:", "n1", "Max wall clock time:  unlimited",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("task details lack %q:\n%s", want, b.String())

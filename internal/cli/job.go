@@ -412,7 +412,7 @@ func writeJobDetails(w io.Writer, j azbatch.Job) error {
 	var maxRetries, maxWall string
 	if c := j.Constraints; c != nil {
 		maxRetries = output.Int(c.MaxTaskRetryCount)
-		maxWall = output.Str(c.MaxWallClockTime)
+		maxWall = durationText(c.MaxWallClockTime)
 	}
 	var started, ended, reason, schedErr string
 	if e := j.ExecutionInfo; e != nil {

@@ -574,7 +574,7 @@ func writeTaskDetails(w io.Writer, t azbatch.Task) error {
 	}
 	var maxWall, maxRetries, retention string
 	if c := t.Constraints; c != nil {
-		maxWall = output.Str(c.MaxWallClockTime)
+		maxWall = durationText(c.MaxWallClockTime)
 		maxRetries = output.Int(c.MaxTaskRetryCount)
 		retention = output.Str(c.RetentionTime)
 	}
