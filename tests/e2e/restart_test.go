@@ -84,3 +84,66 @@ func TestRestartExactlyOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentLostRequeues kills a node's agent: the node goes unusable once it
+// stops heartbeating, its running task is requeued (requeueCount, not
+// retryCount) and completes on the other node.
+func TestAgentLostRequeues(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: []string{"--node-timeout", "3s"}})
+	s.CreatePool(t, "lost", 2, 1, nil)
+	s.CreateJob(t, "lostjob", "lost", nil)
+	s.AddTasks(t, "lostjob", []azbatch.CreateTaskContent{
+		{ID: to("a"), CommandLine: to("sleep 4")},
+		{ID: to("b"), CommandLine: to("sleep 4")},
+	})
+	var victim string
+	eventually(t, 30*time.Second, "task a running", func() error {
+		task, err := s.Client.GetTask(ctx(t), "lostjob", "a", nil)
+		if err != nil {
+			return err
+		}
+		if *task.State != azbatch.TaskStateRunning {
+			return fmt.Errorf("state %s", *task.State)
+		}
+		victim = *task.NodeInfo.NodeID
+		return nil
+	})
+	pidFile := filepath.Join(s.DataDir, "nodes", victim, "agent.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Kill()
+
+	eventually(t, 30*time.Second, "victim node unusable", func() error {
+		n, err := s.Client.GetNode(ctx(t), "lost", victim, nil)
+		if err != nil {
+			return err
+		}
+		if *n.State != azbatch.NodeStateUnusable {
+			return fmt.Errorf("state %s", *n.State)
+		}
+		return nil
+	})
+	s.WaitJobTasks(t, "lostjob", time.Minute)
+	task, err := s.Client.GetTask(ctx(t), "lostjob", "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ei := task.ExecutionInfo
+	if *task.State != azbatch.TaskStateCompleted || *ei.Result != azbatch.TaskExecutionResultSuccess {
+		t.Fatalf("task a: %s %v", *task.State, ei.Result)
+	}
+	if *ei.RequeueCount < 1 || *ei.RetryCount != 0 {
+		t.Fatalf("task a: requeueCount %d retryCount %d", *ei.RequeueCount, *ei.RetryCount)
+	}
+	if *task.NodeInfo.NodeID == victim {
+		t.Fatalf("task a completed on the dead node")
+	}
+}
