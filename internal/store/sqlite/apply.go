@@ -18,6 +18,7 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 	}
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		ex := execer{ctx: ctx, tx: tx}
+		deltas := make(countDeltas)
 
 		// Deletes.
 		for _, p := range w.DeletePools {
@@ -28,10 +29,26 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 		}
 		for _, j := range w.DeleteJobs {
 			ex.exec(s.ws.jobDeleteTasks, "job delete tasks", j.Account, j.ID)
+			ex.exec(s.ws.countDeleteJob, "job delete task counts", j.Account, j.ID)
 			ex.exec(s.ws.jobDelete, "job delete", j.Account, j.ID)
 		}
+		if ex.err != nil {
+			return ex.err
+		}
+
+		// The states tasks have now, after the job deletes, to keep
+		// task_counts as tasks are deleted, inserted or change state.
+		cur, err := s.taskStates(ctx, ex.bind(s.ws.taskStates), w.DeleteTasks, w.Tasks)
+		if err != nil {
+			return err
+		}
 		for _, k := range w.DeleteTasks {
-			ex.exec(s.ws.taskDelete, "task delete", k.Account, k.JobID, k.ID)
+			fk := foldTaskKey(k.Account, k.JobID, k.ID)
+			if c, ok := cur[fk]; ok {
+				ex.exec(s.ws.taskDeleteSeq, "task delete", c.seq)
+				deltas.add(fk.account, fk.jobID, c.state, -1, -c.slots)
+				delete(cur, fk)
+			}
 		}
 
 		// Upserts.
@@ -45,9 +62,41 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 			ex.exec(s.ws.jobUpsert, "job upsert", j.Account, j.ID, j.PoolID, j.State, j.Priority, j.Doc)
 		}
 		for _, t := range w.Tasks {
-			ex.exec(s.ws.taskUpsert, "task upsert", t.Account, t.JobID, t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Doc)
+			fk := foldTaskKey(t.Account, t.JobID, t.ID)
+			next := taskState{state: t.State, slots: int64(t.Slots)}
+			c, ok := cur[fk]
+			if ok {
+				// Update in place, keeping seq.
+				ex.exec(s.ws.taskUpdateSeq, "task update", t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Doc, c.seq)
+				next.seq = c.seq
+				if c.state != next.state || c.slots != next.slots {
+					deltas.add(fk.account, fk.jobID, c.state, -1, -c.slots)
+					deltas.add(fk.account, fk.jobID, next.state, 1, next.slots)
+				}
+			} else {
+				// Insert with a new seq.
+				res := ex.exec(s.ws.taskInsert, "task insert", t.Account, t.JobID, t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Doc)
+				if res == nil {
+					break
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("sqlite: task upsert: %w", err)
+				}
+				if n != 1 { // the lookup missed it: cannot happen
+					return fmt.Errorf("sqlite: task upsert %q: not found, yet exists", t.ID)
+				}
+				if next.seq, err = res.LastInsertId(); err != nil {
+					return fmt.Errorf("sqlite: task upsert: %w", err)
+				}
+				deltas.add(fk.account, fk.jobID, next.state, 1, next.slots)
+			}
+			cur[fk] = next
 		}
-		return ex.err
+		if ex.err != nil {
+			return ex.err
+		}
+		return deltas.flush(ctx, ex.bind(s.ws.countAdd))
 	})
 }
 
@@ -60,10 +109,8 @@ type execer struct {
 	err   error
 }
 
-func (e *execer) exec(st *sql.Stmt, what string, args ...any) {
-	if e.err != nil {
-		return
-	}
+// bind returns st bound to the transaction.
+func (e *execer) bind(st *sql.Stmt) *sql.Stmt {
 	txst, ok := e.bound[st]
 	if !ok {
 		if e.bound == nil {
@@ -72,9 +119,21 @@ func (e *execer) exec(st *sql.Stmt, what string, args ...any) {
 		txst = e.tx.StmtContext(e.ctx, st)
 		e.bound[st] = txst
 	}
-	if _, err := txst.ExecContext(e.ctx, args...); err != nil {
-		e.err = fmt.Errorf("sqlite: %s: %w", what, err)
+	return txst
+}
+
+// exec runs st in the transaction and returns its result, or nil after an
+// error, kept in e.err.
+func (e *execer) exec(st *sql.Stmt, what string, args ...any) sql.Result {
+	if e.err != nil {
+		return nil
 	}
+	res, err := e.bind(st).ExecContext(e.ctx, args...)
+	if err != nil {
+		e.err = fmt.Errorf("sqlite: %s: %w", what, err)
+		return nil
+	}
+	return res
 }
 
 // writeTx runs fn in a transaction on the writer connection, committing

@@ -27,9 +27,13 @@ import (
 //go:embed migration/*.sql
 var migrationFS embed.FS
 
-// ReadConnsDefault is the largest number of read connections, used when
-// GOMAXPROCS is larger.
-const ReadConnsDefault = 8
+// The read pool has GOMAXPROCS connections, but at least ReadConnsMin, so
+// that a long read (a large TaskListUnfinished) does not hold up the others,
+// and at most ReadConnsMax.
+const (
+	ReadConnsMin = 4
+	ReadConnsMax = 8
+)
 
 // BusyTimeoutDefault is how long, in milliseconds, a connection waits for a
 // lock held by another connection (another process, or a checkpoint) before
@@ -90,7 +94,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 
-	n := min(runtime.GOMAXPROCS(0), ReadConnsDefault)
+	n := min(max(runtime.GOMAXPROCS(0), ReadConnsMin), ReadConnsMax)
 	s.r, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)

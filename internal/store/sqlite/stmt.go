@@ -33,9 +33,13 @@ type writeStmts struct {
 	jobDelete      *sql.Stmt
 	jobDeleteTasks *sql.Stmt
 
-	taskInsert *sql.Stmt
-	taskUpsert *sql.Stmt
-	taskDelete *sql.Stmt
+	taskInsert    *sql.Stmt
+	taskStates    *sql.Stmt
+	taskUpdateSeq *sql.Stmt
+	taskDeleteSeq *sql.Stmt
+
+	countAdd       *sql.Stmt
+	countDeleteJob *sql.Stmt
 }
 
 func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -62,24 +66,30 @@ func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&ws.jobDelete, `DELETE FROM jobs WHERE account = ? AND id = ?`},
 		{&ws.jobDeleteTasks, `DELETE FROM tasks WHERE account = ? AND job_id = ?`},
 
-		// seq is left out: SQLite assigns it (the rowid) on insert, and an
-		// upsert of an existing task keeps it.
+		// seq is left out: SQLite assigns it (the rowid) on insert.
 		{&ws.taskInsert, `INSERT INTO tasks (account, job_id, id, state, node_id, attempt_id, slots, doc)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`},
-		{&ws.taskUpsert, `INSERT INTO tasks (account, job_id, id, state, node_id, attempt_id, slots, doc)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (account, job_id, id) DO UPDATE SET id = excluded.id, state = excluded.state,
-				node_id = excluded.node_id, attempt_id = excluded.attempt_id,
-				slots = excluded.slots, doc = excluded.doc`},
-		{&ws.taskDelete, `DELETE FROM tasks WHERE account = ? AND job_id = ? AND id = ?`},
+		// Apply looks up the tasks it changes in one query, then updates
+		// (keeping seq) and deletes them by seq, the rowid, which is cheaper
+		// than by key; a task upsert of a missing task is a taskInsert.
+		{&ws.taskStates, qTaskStates},
+		{&ws.taskUpdateSeq, `UPDATE tasks SET id = ?, state = ?, node_id = ?, attempt_id = ?, slots = ?, doc = ?
+			WHERE seq = ?`},
+		{&ws.taskDeleteSeq, `DELETE FROM tasks WHERE seq = ?`},
+
+		{&ws.countAdd, `INSERT INTO task_counts (account, job_id, state, count, slots) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (account, job_id, state) DO UPDATE SET
+				count = count + excluded.count, slots = slots + excluded.slots`},
+		{&ws.countDeleteJob, `DELETE FROM task_counts WHERE account = ? AND job_id = ?`},
 	})
 }
 
 func (ws *writeStmts) close() {
 	closeAll(ws.accountInsert, ws.poolInsert, ws.poolUpsert, ws.poolDelete,
 		ws.nodeUpsert, ws.nodeDelete, ws.jobInsert, ws.jobUpsert, ws.jobDelete,
-		ws.jobDeleteTasks, ws.taskInsert, ws.taskUpsert, ws.taskDelete)
+		ws.jobDeleteTasks, ws.taskInsert, ws.taskStates, ws.taskUpdateSeq, ws.taskDeleteSeq,
+		ws.countAdd, ws.countDeleteJob)
 }
 
 // readStmts are prepared on the read pool; database/sql prepares each again
@@ -104,6 +114,26 @@ type readStmts struct {
 	taskCounts         *sql.Stmt
 }
 
+// Read queries. The tasks ones are checked against their intended plans in
+// plan_internal_test.go.
+const (
+	qTaskGet  = `SELECT ` + taskCols + ` FROM tasks WHERE account = ? AND job_id = ? AND id = ?`
+	qTaskList = `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_seq
+		WHERE account = ? AND job_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+	// The WHERE term repeats tasks_unfinished's verbatim.
+	qTaskListUnfinished = `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_unfinished
+		WHERE state <> 'completed' ORDER BY account, job_id, seq`
+	qTaskCounts = `SELECT state, count, slots FROM task_counts
+		WHERE account = ? AND job_id = ? AND count > 0 ORDER BY state`
+	// The seq and state of the tasks whose keys are given as a JSON array of
+	// [account, job, id] arrays, for task_counts. The comparisons take the
+	// columns' NOCASE collation, so each key is a lookup in tasks_id.
+	qTaskStates = `SELECT t.account, t.job_id, t.id, t.seq, t.state, t.slots
+		FROM json_each(?) AS k JOIN tasks AS t
+		ON t.account = k.value ->> 0 AND t.job_id = k.value ->> 1 AND t.id = k.value ->> 2`
+	qNodeListByPool = `SELECT ` + nodeCols + ` FROM nodes WHERE account = ? AND pool_id = ? ORDER BY id`
+)
+
 func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return prepareAll(ctx, db, []stmtDef{
 		{&rs.accountGet, `SELECT ` + accountCols + ` FROM accounts WHERE name = ?`},
@@ -113,20 +143,16 @@ func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&rs.poolList, `SELECT ` + poolCols + ` FROM pools WHERE account = ? ORDER BY id`},
 
 		{&rs.nodeGet, `SELECT ` + nodeCols + ` FROM nodes WHERE account = ? AND id = ?`},
-		{&rs.nodeListByPool, `SELECT ` + nodeCols + ` FROM nodes WHERE account = ? AND pool_id = ? ORDER BY id`},
+		{&rs.nodeListByPool, qNodeListByPool},
 		{&rs.nodeListAll, `SELECT ` + nodeCols + ` FROM nodes ORDER BY account, id`},
 
 		{&rs.jobGet, `SELECT ` + jobCols + ` FROM jobs WHERE account = ? AND id = ?`},
 		{&rs.jobList, `SELECT ` + jobCols + ` FROM jobs WHERE account = ? ORDER BY id`},
 
-		{&rs.taskGet, `SELECT ` + taskCols + ` FROM tasks WHERE account = ? AND job_id = ? AND id = ?`},
-		{&rs.taskList, `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_seq
-			WHERE account = ? AND job_id = ? AND seq > ? ORDER BY seq LIMIT ?`},
-		// The WHERE term repeats tasks_unfinished's verbatim.
-		{&rs.taskListUnfinished, `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_unfinished
-			WHERE state <> 'completed' ORDER BY account, job_id, seq`},
-		{&rs.taskCounts, `SELECT state, count, slots FROM task_counts
-			WHERE account = ? AND job_id = ? AND count > 0 ORDER BY state`},
+		{&rs.taskGet, qTaskGet},
+		{&rs.taskList, qTaskList},
+		{&rs.taskListUnfinished, qTaskListUnfinished},
+		{&rs.taskCounts, qTaskCounts},
 	})
 }
 

@@ -22,6 +22,7 @@ func (s *Store) TaskInsert(ctx context.Context, tasks []store.Task) ([]error, er
 	}
 	seqs := make([]int64, len(tasks))
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		deltas := make(countDeltas)
 		st := tx.StmtContext(ctx, s.ws.taskInsert)
 		for i := range tasks {
 			t := &tasks[i]
@@ -40,8 +41,9 @@ func (s *Store) TaskInsert(ctx context.Context, tasks []store.Task) ([]error, er
 			if seqs[i], err = res.LastInsertId(); err != nil {
 				return fmt.Errorf("sqlite: task insert: %w", err)
 			}
+			deltas.add(t.Account, t.JobID, t.State, 1, int64(t.Slots))
 		}
-		return nil
+		return deltas.flush(ctx, tx.StmtContext(ctx, s.ws.countAdd))
 	})
 	if err != nil {
 		return nil, err

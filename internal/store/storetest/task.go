@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/kilnbatch/kiln/internal/store"
@@ -303,6 +305,8 @@ func testTaskCounts(t *testing.T, setup setupFunc) {
 		requireEqual(t, "len(counts)", len(b.counts(t, "acct", "job1")), 0)
 	})
 
+	t.Run("Randomized", func(t *testing.T) { testTaskCountsRandomized(t, setup) })
+
 	t.Run("CountsAndSlots", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -350,4 +354,87 @@ func testTaskCounts(t *testing.T, setup setupFunc) {
 			requireEqual(t, "count of "+s, got[s], w)
 		}
 	})
+}
+
+// testTaskCountsRandomized runs random inserts, upserts and deletes over a
+// few tasks whose keys come in varying case, and after each checks that
+// TaskCounts and TaskListUnfinished agree with TaskList. It catches
+// bookkeeping that goes astray when a key is written twice in one Apply,
+// deleted and upserted together, or named in another case.
+func testTaskCountsRandomized(t *testing.T, setup setupFunc) {
+	t.Parallel()
+	b := setup(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	jobs := []string{"job1", "job2"}
+	ids := []string{"a", "b", "c", "d", "e", "f"}
+	states := []string{"active", "preparing", "running", "completed"}
+	randCase := func(s string) string {
+		if rng.IntN(3) == 0 {
+			return strings.ToUpper(s)
+		}
+		return s
+	}
+	randTask := func() store.Task {
+		tk := task(randCase("acct"), randCase(jobs[rng.IntN(len(jobs))]), randCase(ids[rng.IntN(len(ids))]))
+		tk.State = states[rng.IntN(len(states))]
+		tk.Slots = int32(rng.IntN(4))
+		return tk
+	}
+
+	for step := range 300 {
+		switch rng.IntN(4) {
+		case 0:
+			batch := make([]store.Task, 1+rng.IntN(4))
+			for i := range batch {
+				batch[i] = randTask()
+			}
+			_, err := b.s.TaskInsert(b.ctx, batch)
+			requireNoError(t, err)
+		case 1, 2:
+			w := &store.Writes{}
+			for range rng.IntN(5) {
+				w.Tasks = append(w.Tasks, randTask())
+			}
+			for range rng.IntN(3) {
+				tk := randTask()
+				w.DeleteTasks = append(w.DeleteTasks, store.TaskKey{Account: tk.Account, JobID: tk.JobID, ID: tk.ID})
+			}
+			b.apply(t, w)
+		case 3:
+			if rng.IntN(4) == 0 {
+				w := &store.Writes{DeleteJobs: []store.Job{{Account: "acct", ID: randCase(jobs[rng.IntN(len(jobs))])}}}
+				if rng.IntN(2) == 0 {
+					w.Tasks = []store.Task{randTask()}
+				}
+				b.apply(t, w)
+			}
+		}
+
+		var unfinished []string
+		for _, j := range jobs {
+			want := map[string]store.StateCount{}
+			for _, tk := range b.taskList(t, store.TaskListParams{Account: "acct", JobID: j}) {
+				c := want[tk.State]
+				c.State = tk.State
+				c.Count++
+				c.Slots += int64(tk.Slots)
+				want[tk.State] = c
+				if tk.State != "completed" {
+					unfinished = append(unfinished, tk.ID)
+				}
+			}
+			got := b.counts(t, "acct", j)
+			if len(got) != len(want) {
+				t.Fatalf("step %d: %s counts = %v, want %v", step, j, got, want)
+			}
+			for s, w := range want {
+				if got[s] != w {
+					t.Fatalf("step %d: %s counts = %v, want %v", step, j, got, want)
+				}
+			}
+		}
+		got, err := b.s.TaskListUnfinished(b.ctx)
+		requireNoError(t, err)
+		requireIDs(t, fmt.Sprintf("step %d: unfinished", step), got, taskID, unfinished...)
+	}
 }
