@@ -26,7 +26,7 @@ type jobState struct {
 
 // jobCounts are the job's task counts by state, as Get Task Counts reports.
 type jobCounts struct {
-	Active, Running, Succeeded, Failed             int32
+	Active, Running, Succeeded, Failed                     int32
 	ActiveSlots, RunningSlots, SucceededSlots, FailedSlots int32
 }
 
@@ -154,6 +154,15 @@ func validateOnAllTasksComplete(v *azbatch.OnAllTasksComplete) (*azbatch.OnAllTa
 		return nil, batch.InvalidProperty("onAllTasksComplete", string(*v), "Allowed values are noaction and terminatejob.")
 	}
 	return &o, nil
+}
+
+// checkOnAllTasksCompleteChange refuses to turn terminatejob back into
+// noaction: once engaged, automatic job termination cannot be turned off.
+func checkOnAllTasksCompleteChange(j *jobState, to *azbatch.OnAllTasksComplete) error {
+	if to != nil && *to == azbatch.OnAllTasksCompleteNoAction && deref(j.doc.OnAllTasksComplete) == azbatch.OnAllTasksCompleteTerminateJob {
+		return batch.InvalidProperty("onAllTasksComplete", string(*to), "A job's onAllTasksComplete cannot be changed from terminatejob to noaction.")
+	}
+	return nil
 }
 
 // JobAdd creates a job on an existing or future pool.
@@ -323,6 +332,12 @@ func (s *Service) JobDelete(ctx context.Context, account, jobID string, cond Con
 		}
 	}
 	delete(s.jobs, key(account, jobID))
+	// As in Azure, deleting a job deletes its task directories on the nodes.
+	for _, n := range s.nodes {
+		if strings.EqualFold(n.account, j.account) {
+			s.cleanOnNodeLocked(n.id, "workitems/"+j.id())
+		}
+	}
 	w.DeleteJobs = append(w.DeleteJobs, store.Job{Account: j.account, ID: j.id()})
 	w.Tasks = w.Tasks[:0:0]
 	s.dispatchLocked(&w)
@@ -349,6 +364,9 @@ func (s *Service) JobPatch(ctx context.Context, account, jobID string, c *azbatc
 	}
 	if j.state() == azbatch.JobStateCompleted {
 		return Object{}, batch.Conflict("JobCompleted", "The specified job is already in a completed state.").With("id", jobID)
+	}
+	if err := checkOnAllTasksCompleteChange(j, onAll); err != nil {
+		return Object{}, err
 	}
 	if c.Priority != nil {
 		j.doc.Priority = c.Priority
@@ -410,6 +428,12 @@ func (s *Service) JobReplace(ctx context.Context, account, jobID string, c *azba
 	}
 	if !strings.EqualFold(deref(c.PoolInfo.PoolID), j.poolID()) && j.state() != azbatch.JobStateDisabled {
 		return Object{}, batch.Conflict("JobNotDisabled", "The pool of a job can only be changed while the job is disabled.").With("id", jobID)
+	}
+	if onAll == nil {
+		onAll = ptr(azbatch.OnAllTasksCompleteNoAction) // omitted in a PUT means noaction
+	}
+	if err := checkOnAllTasksCompleteChange(j, onAll); err != nil {
+		return Object{}, err
 	}
 	j.doc.PoolInfo = &azbatch.PoolInfo{PoolID: c.PoolInfo.PoolID}
 	j.doc.Priority = ptr(deref(c.Priority))

@@ -164,35 +164,35 @@ func (s *Service) PoolAdd(ctx context.Context, account string, c *azbatch.Create
 		fill = azbatch.NodeFillType(strings.ToLower(string(*c.TaskSchedulingPolicy.NodeFillType)))
 	}
 	doc := &azbatch.Pool{
-		ID:                           ptr(id),
-		URL:                          ptr(s.cfg.AccountURL(account) + "/pools/" + id),
-		DisplayName:                  c.DisplayName,
-		VMSize:                       ptr(strings.ToLower(deref(c.VMSize))),
-		VirtualMachineConfiguration:  c.VirtualMachineConfiguration,
-		ResizeTimeout:                ptr(deref(c.ResizeTimeout)),
-		TargetDedicatedNodes:         ptr(deref(c.TargetDedicatedNodes)),
-		TargetLowPriorityNodes:       ptr(deref(c.TargetLowPriorityNodes)),
-		CurrentDedicatedNodes:        ptr(int32(0)),
-		CurrentLowPriorityNodes:      ptr(int32(0)),
-		EnableAutoScale:              ptr(false),
-		EnableInterNodeCommunication: ptr(deref(c.EnableInterNodeCommunication)),
-		NetworkConfiguration:         c.NetworkConfiguration,
-		StartTask:                    c.StartTask,
-		CertificateReferences:        c.CertificateReferences,
-		ApplicationPackageReferences: c.ApplicationPackageReferences,
-		TaskSlotsPerNode:             ptr(max(deref(c.TaskSlotsPerNode), 1)),
-		TaskSchedulingPolicy:         &azbatch.TaskSchedulingPolicy{NodeFillType: &fill},
-		UserAccounts:                 c.UserAccounts,
-		Metadata:                     c.Metadata,
-		MountConfiguration:           c.MountConfiguration,
-		ResourceTags:                 c.ResourceTags,
-		UpgradePolicy:                c.UpgradePolicy,
-		TargetNodeCommunicationMode:  c.TargetNodeCommunicationMode,
-		State:                        ptr(azbatch.PoolStateActive),
-		StateTransitionTime:          &now,
-		AllocationState:              ptr(azbatch.AllocationStateSteady),
+		ID:                            ptr(id),
+		URL:                           ptr(s.cfg.AccountURL(account) + "/pools/" + id),
+		DisplayName:                   c.DisplayName,
+		VMSize:                        ptr(strings.ToLower(deref(c.VMSize))),
+		VirtualMachineConfiguration:   c.VirtualMachineConfiguration,
+		ResizeTimeout:                 ptr(deref(c.ResizeTimeout)),
+		TargetDedicatedNodes:          ptr(deref(c.TargetDedicatedNodes)),
+		TargetLowPriorityNodes:        ptr(deref(c.TargetLowPriorityNodes)),
+		CurrentDedicatedNodes:         ptr(int32(0)),
+		CurrentLowPriorityNodes:       ptr(int32(0)),
+		EnableAutoScale:               ptr(false),
+		EnableInterNodeCommunication:  ptr(deref(c.EnableInterNodeCommunication)),
+		NetworkConfiguration:          c.NetworkConfiguration,
+		StartTask:                     c.StartTask,
+		CertificateReferences:         c.CertificateReferences,
+		ApplicationPackageReferences:  c.ApplicationPackageReferences,
+		TaskSlotsPerNode:              ptr(max(deref(c.TaskSlotsPerNode), 1)),
+		TaskSchedulingPolicy:          &azbatch.TaskSchedulingPolicy{NodeFillType: &fill},
+		UserAccounts:                  c.UserAccounts,
+		Metadata:                      c.Metadata,
+		MountConfiguration:            c.MountConfiguration,
+		ResourceTags:                  c.ResourceTags,
+		UpgradePolicy:                 c.UpgradePolicy,
+		TargetNodeCommunicationMode:   c.TargetNodeCommunicationMode,
+		State:                         ptr(azbatch.PoolStateActive),
+		StateTransitionTime:           &now,
+		AllocationState:               ptr(azbatch.AllocationStateSteady),
 		AllocationStateTransitionTime: &now,
-		CreationTime:                 &now,
+		CreationTime:                  &now,
 	}
 	if doc.ResizeTimeout == nil || *doc.ResizeTimeout == "" {
 		doc.ResizeTimeout = ptr("PT15M")
@@ -414,7 +414,7 @@ func (s *Service) PoolResize(ctx context.Context, account, poolID string, c *azb
 		return Object{}, err
 	}
 	if deref(p.doc.AllocationState) != azbatch.AllocationStateSteady {
-		return Object{}, batch.Conflict("PoolNotSteady", "The specified pool is not in steady state: a resize is in progress.").With("id", poolID)
+		return Object{}, batch.Conflict("PoolBeingResized", "The specified pool is being resized: a resize is in progress.").With("id", poolID)
 	}
 	if c.TargetDedicatedNodes != nil {
 		p.doc.TargetDedicatedNodes = c.TargetDedicatedNodes
@@ -492,7 +492,7 @@ func (s *Service) PoolRemoveNodes(ctx context.Context, account, poolID string, c
 		return Object{}, err
 	}
 	if deref(p.doc.AllocationState) != azbatch.AllocationStateSteady {
-		return Object{}, batch.Conflict("PoolNotSteady", "The specified pool is not in steady state: a resize is in progress.").With("id", poolID)
+		return Object{}, batch.Conflict("PoolBeingResized", "The specified pool is being resized: a resize is in progress.").With("id", poolID)
 	}
 	var victims []*nodeState
 	for _, id := range c.NodeList {

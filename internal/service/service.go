@@ -282,9 +282,9 @@ func (s *Service) SupportedImages() []azbatch.SupportedImage {
 	for _, im := range s.cfg.Provider.Images() {
 		os := azbatch.OSType(im.OSType)
 		out = append(out, azbatch.SupportedImage{
-			NodeAgentSKUID: ptr(im.NodeAgentSKUID),
-			ImageReference: &azbatch.ImageReference{Publisher: ptr(im.Publisher), Offer: ptr(im.Offer), SKU: ptr(im.SKU), Version: ptr(im.Version)},
-			OSType:         &os,
+			NodeAgentSKUID:   ptr(im.NodeAgentSKUID),
+			ImageReference:   &azbatch.ImageReference{Publisher: ptr(im.Publisher), Offer: ptr(im.Offer), SKU: ptr(im.SKU), Version: ptr(im.Version)},
+			OSType:           &os,
 			VerificationType: ptr(azbatch.ImageVerificationTypeVerified),
 		})
 	}
