@@ -172,6 +172,7 @@ func (s *Service) agentSync(ctx context.Context, token string, req *protocol.Syn
 		s.applyEventLocked(n, ev, &w)
 		n.ack = ev.Seq
 	}
+	s.resendLostLocked(n, req)
 	s.reconcileKnownLocked(n, req, &w)
 	s.dispatchLocked(&w)
 	if err := s.commit(ctx, &w); err != nil {
@@ -217,6 +218,24 @@ func wakeAgain(n *nodeState) {
 	case n.wake <- struct{}{}:
 	default:
 	}
+}
+
+// resendLostLocked puts back the clean orders of answers the agent says it
+// never applied (req.Applied is the last answer it acted on). Lost kill
+// orders need no resend: reconcileKnownLocked derives them again from Known.
+func (s *Service) resendLostLocked(n *nodeState, req *protocol.SyncRequest) {
+	kept := n.sentClean[:0]
+	for _, sc := range n.sentClean {
+		switch {
+		case sc.seq <= req.Applied:
+			// applied: forget it
+		case sc.seq < req.Seq:
+			n.clean = append(n.clean, sc.dirs...)
+		default:
+			kept = append(kept, sc)
+		}
+	}
+	n.sentClean = kept
 }
 
 // reconcileKnownLocked compares the attempts the agent knows with those the
@@ -269,6 +288,9 @@ func (s *Service) collectLocked(n *nodeState, seq int64) *syncAnswer {
 	}
 	ans.Kill, n.kill = n.kill, nil
 	ans.Clean, n.clean = n.clean, nil
+	if len(ans.Clean) > 0 {
+		n.sentClean = append(n.sentClean, sentClean{seq: seq, dirs: ans.Clean})
+	}
 	if n.removing && len(n.attempts) == 0 {
 		ans.shutdown = true
 	}

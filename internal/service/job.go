@@ -487,7 +487,13 @@ func (s *Service) JobDisable(ctx context.Context, account, jobID string, c *azba
 	if err != nil {
 		return Object{}, err
 	}
-	if j.state() != azbatch.JobStateActive {
+	switch j.state() {
+	case azbatch.JobStateActive:
+	case azbatch.JobStateDisabled, azbatch.JobStateDisabling:
+		// Azure refuses only jobs that are not active, disabling or
+		// disabled: disabling a disabled job changes nothing.
+		return j.object()
+	default:
 		return Object{}, batch.Conflict("JobNotActive", "The specified job is not in the active state.").With("id", jobID)
 	}
 	var w store.Writes

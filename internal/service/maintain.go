@@ -29,6 +29,7 @@ func (s *Service) maintain() {
 		var w store.Writes
 		s.checkNodesLocked(&w)
 		s.expireRetentionLocked()
+		s.expireJobsLocked(&w)
 		s.dispatchLocked(&w)
 		if err := s.commit(context.Background(), &w); err != nil {
 			s.log.Error("maintenance write", "err", err)
@@ -60,6 +61,24 @@ func (s *Service) checkNodesLocked(w *store.Writes) {
 			s.refreshNodeLocked(n, w)
 			s.writeNode(n, w)
 		}
+	}
+}
+
+// expireJobsLocked terminates the jobs that outlived their
+// constraints.maxWallClockTime (measured from creation), as Azure does, with
+// reason MaxWallClockTimeExpiry.
+func (s *Service) expireJobsLocked(w *store.Writes) {
+	now := s.now()
+	for _, j := range s.jobs {
+		st := j.state()
+		if st != azbatch.JobStateActive && st != azbatch.JobStateDisabled || j.doc.Constraints == nil || j.doc.Constraints.MaxWallClockTime == nil {
+			continue
+		}
+		d, err := batch.ParseDuration(*j.doc.Constraints.MaxWallClockTime)
+		if err != nil || d >= batch.MaxDuration || now.Sub(deref(j.doc.CreationTime)) < d {
+			continue
+		}
+		s.terminateJobLocked(j, "MaxWallClockTimeExpiry", w)
 	}
 }
 

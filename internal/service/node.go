@@ -46,6 +46,13 @@ type nodeState struct {
 	removeAt   time.Time
 	rebooting  bool
 	shutdownAt time.Time // when Shutdown was sent
+	// sentClean are clean orders sent but not yet confirmed applied.
+	sentClean []sentClean
+}
+
+type sentClean struct {
+	seq  int64
+	dirs []string
 }
 
 // attempt is one task (or start task) attempt assigned to a node.

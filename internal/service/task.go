@@ -506,9 +506,22 @@ func (s *Service) TaskDelete(ctx context.Context, account, jobID, taskID string,
 	} else if j, err := s.jobLocked(account, jobID); err == nil {
 		j.counts.add(doc, deref(doc.RequiredSlots), -1)
 	}
+	// As in Azure, the task's files go with it, whatever its retentionTime.
+	if ni := doc.NodeInfo; ni != nil {
+		s.cleanOnNodeLocked(deref(ni.NodeID), deref(ni.TaskRootDirectory))
+	}
 	w.DeleteTasks = append(w.DeleteTasks, store.TaskKey{Account: account, JobID: jobID, ID: taskID})
 	s.dispatchLocked(&w)
 	return s.commit(ctx, &w)
+}
+
+// cleanOnNodeLocked orders a node to delete a directory under its root
+// (once no attempt runs in it); unknown nodes are skipped.
+func (s *Service) cleanOnNodeLocked(nodeID, dir string) {
+	if n, ok := s.nodes[nodeID]; ok && dir != "" {
+		n.clean = append(n.clean, dir)
+		n.wakeLocked()
+	}
 }
 
 // TaskTerminate ends a task: an active one completes without running, a
