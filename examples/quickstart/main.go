@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
-	"github.com/kilnbatch/kiln/internal/batchclient"
+	"github.com/kilnbatch/kiln/batchclient"
 )
 
 func to[T any](v T) *T { return &v }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/kilnbatch/kiln/internal/batch"
 	"github.com/kilnbatch/kiln/internal/service"
-	"github.com/kilnbatch/kiln/internal/sharedkey"
+	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 // Config configures the handler returned by New.

@@ -13,10 +13,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/kilnbatch/kiln/batchclient"
 	"github.com/kilnbatch/kiln/internal/api"
-	"github.com/kilnbatch/kiln/internal/batchclient"
 	"github.com/kilnbatch/kiln/internal/service"
-	"github.com/kilnbatch/kiln/internal/sharedkey"
+	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 func TestServer_Auth(t *testing.T) {

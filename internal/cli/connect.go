@@ -13,7 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"github.com/spf13/cobra"
 
-	"github.com/kilnbatch/kiln/internal/batchclient"
+	"github.com/kilnbatch/kiln/batchclient"
 	"github.com/kilnbatch/kiln/internal/cli/output"
 )
 

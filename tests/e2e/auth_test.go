@@ -11,7 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
-	"github.com/kilnbatch/kiln/internal/batchclient"
+	"github.com/kilnbatch/kiln/batchclient"
 )
 
 // TestAuthSharedKey checks Shared Key authentication: a wrong key, a stale

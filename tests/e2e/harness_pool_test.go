@@ -23,7 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
-	"github.com/kilnbatch/kiln/internal/sharedkey"
+	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 // poolAPIVersion is the api-version of raw requests.

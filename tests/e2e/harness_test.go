@@ -20,7 +20,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
-	"github.com/kilnbatch/kiln/internal/batchclient"
+	"github.com/kilnbatch/kiln/batchclient"
 )
 
 // kilnBin is the kiln binary built once for the whole package.

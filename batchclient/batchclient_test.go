@@ -18,9 +18,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/kilnbatch/kiln/batchclient"
 	"github.com/kilnbatch/kiln/internal/batch"
-	"github.com/kilnbatch/kiln/internal/batchclient"
-	"github.com/kilnbatch/kiln/internal/sharedkey"
+	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 const (

@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
-	"github.com/kilnbatch/kiln/internal/sharedkey"
+	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 // Retry defaults for a local server; a caller's non-zero values win.
