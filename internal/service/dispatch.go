@@ -82,6 +82,7 @@ func (s *Service) assignLocked(t *taskState, n *nodeState, w *store.Writes) {
 	n.attempts[a.id] = a
 	n.used += t.slots
 	t.job.running++
+	delete(n.retainUntil, t.dir()) // a new run voids the old retention timer
 	nodeURL := deref(n.doc.URL)
 	s.setTaskState(t, azbatch.TaskStatePreparing, func() {
 		t.doc.NodeInfo = &azbatch.NodeInfo{

@@ -111,14 +111,26 @@ func (s *Service) scheduleRetentionLocked(t *taskState) {
 	if err != nil || d >= batch.MaxDuration {
 		return
 	}
-	heap.Push(&s.retention, retentionItem{at: s.now().Add(d), nodeID: deref(t.doc.NodeInfo.NodeID), dir: t.dir()})
+	n, ok := s.nodes[deref(t.doc.NodeInfo.NodeID)]
+	if !ok {
+		return
+	}
+	at := s.now().Add(d)
+	if n.retainUntil == nil {
+		n.retainUntil = map[string]time.Time{}
+	}
+	// Only the latest run of a directory decides when it goes: an older
+	// timer (an earlier run, a deleted and re-created task) is void.
+	n.retainUntil[t.dir()] = at
+	heap.Push(&s.retention, retentionItem{at: at, nodeID: n.id, dir: t.dir()})
 }
 
 func (s *Service) expireRetentionLocked() {
 	now := s.now()
 	for s.retention.Len() > 0 && !s.retention[0].at.After(now) {
 		it := heap.Pop(&s.retention).(retentionItem)
-		if n, ok := s.nodes[it.nodeID]; ok {
+		if n, ok := s.nodes[it.nodeID]; ok && n.retainUntil[it.dir].Equal(it.at) {
+			delete(n.retainUntil, it.dir)
 			n.clean = append(n.clean, it.dir)
 			n.wakeLocked()
 		}

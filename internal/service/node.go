@@ -46,6 +46,9 @@ type nodeState struct {
 	removeAt   time.Time
 	rebooting  bool
 	shutdownAt time.Time // when Shutdown was sent
+	// retainUntil maps a task directory to the end of its retention: the
+	// timer of its latest run.
+	retainUntil map[string]time.Time
 	// sentClean are clean orders sent but not yet confirmed applied.
 	sentClean []sentClean
 }

@@ -519,6 +519,7 @@ func (s *Service) TaskDelete(ctx context.Context, account, jobID, taskID string,
 // (once no attempt runs in it); unknown nodes are skipped.
 func (s *Service) cleanOnNodeLocked(nodeID, dir string) {
 	if n, ok := s.nodes[nodeID]; ok && dir != "" {
+		delete(n.retainUntil, dir)
 		n.clean = append(n.clean, dir)
 		n.wakeLocked()
 	}
