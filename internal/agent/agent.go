@@ -77,11 +77,13 @@ type Config struct {
 }
 
 // Run runs the agent until ctx is done, the server orders a shutdown, or the
-// server has been unreachable for OrphanTimeout. It returns ctx.Err() in the
-// first case and nil in the other two; it returns an error at once if the
-// root directory or the file server cannot be set up, and if the server
-// refuses registration (4xx other than 408 and 429). Before returning it
-// kills every task it started and waits for them.
+// server has been unreachable for OrphanTimeout, and returns nil in all
+// three cases. It returns an error if the root directory or the file server
+// cannot be set up, or if the server refuses registration (4xx other than
+// 408 and 429). Before returning it kills every task it started and waits
+// for them; after ctx ends, their completions are not reported (the server
+// finds out from Known when the node registers again, or from the missed
+// heartbeats).
 func Run(ctx context.Context, cfg Config) error {
 	a, err := newAgent(cfg)
 	if err != nil {
@@ -117,11 +119,16 @@ type agent struct {
 	stopOnce sync.Once
 	mu       sync.Mutex
 	syncSeq  int64               // last sync Seq sent
+	applied  int64               // Seq of the last sync whose response was applied
 	eventSeq int64               // last event Seq assigned
 	outbox   []protocol.Event    // events not yet acknowledged, in Seq order
 	known    map[string]*attempt // accepted and not completed-and-acknowledged
 	seen     map[string]struct{} // every AttemptID ever accepted
 	queued   chan struct{}       // closed and replaced when an event is queued
+
+	// cleaning holds the clean orders in progress (guarded by mu; nil
+	// until the first).
+	cleaning map[*pendingClean]struct{}
 }
 
 func newAgent(cfg Config) (*agent, error) {

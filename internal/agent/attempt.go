@@ -44,6 +44,9 @@ type attempt struct {
 	ctx    context.Context
 	cancel context.CancelFunc // kills the attempt
 	done   chan struct{}      // closed after the completed event is queued
+	// cleans are the clean orders in progress, when the attempt was
+	// accepted, of directories overlapping its own: it starts after them.
+	cleans []<-chan struct{}
 
 	completedSeq int64 // Seq of the completed event; guarded by agent.mu
 }
@@ -66,6 +69,11 @@ func (a *agent) accept(as protocol.Assignment) {
 	if name, err := localDir(as.Dir); err == nil {
 		at.dir = filepath.Join(a.rootDir, name)
 	}
+	for pc := range a.cleaning {
+		if at.dir != "" && overlaps(pc.dir, at.dir) {
+			at.cleans = append(at.cleans, pc.done)
+		}
+	}
 	a.seen[as.AttemptID] = struct{}{}
 	a.known[as.AttemptID] = at
 	a.wg.Add(1)
@@ -87,9 +95,17 @@ func (a *agent) kill(id string) {
 	at.cancel()
 }
 
+// pendingClean is a clean order in progress.
+type pendingClean struct {
+	dir  string        // absolute
+	done chan struct{} // closed when the removal is over
+}
+
 // clean removes a directory under the node root once no running attempt
 // uses it. It runs in the background (a large tree must not hold up the
 // sync loop); paths outside the root, and the root itself, are refused.
+// Attempts accepted later in that directory (a task of a deleted job
+// created again) start only after the removal.
 func (a *agent) clean(rel string) {
 	name, err := localDir(rel)
 	if err != nil {
@@ -98,16 +114,27 @@ func (a *agent) clean(rel string) {
 	}
 	abs := filepath.Join(a.rootDir, name)
 	var running []<-chan struct{}
+	pc := &pendingClean{dir: abs, done: make(chan struct{})}
 	a.mu.Lock()
 	for _, at := range a.known {
 		if at.dir != "" && overlaps(at.dir, abs) {
 			running = append(running, at.done)
 		}
 	}
+	if a.cleaning == nil {
+		a.cleaning = map[*pendingClean]struct{}{}
+	}
+	a.cleaning[pc] = struct{}{}
 	a.wg.Add(1)
 	a.mu.Unlock()
 	go func() {
 		defer a.wg.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.cleaning, pc)
+			a.mu.Unlock()
+			close(pc.done)
+		}()
 		for _, done := range running {
 			<-done
 		}
@@ -123,6 +150,12 @@ func (a *agent) runAttempt(at *attempt) {
 	defer a.wg.Done()
 	defer close(at.done)
 	defer at.cancel()
+	for _, c := range at.cleans {
+		select {
+		case <-c:
+		case <-at.ctx.Done():
+		}
+	}
 	ev := a.execute(at)
 	ev.Kind = protocol.EventCompleted
 	a.emit(at, ev)

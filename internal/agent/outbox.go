@@ -55,6 +55,7 @@ func (a *agent) nextSyncRequest(wait time.Duration) (protocol.SyncRequest, int64
 		Events:     slices.Clone(a.outbox),
 		Known:      a.knownIDsLocked(),
 		WaitMillis: int(wait / time.Millisecond),
+		Applied:    a.applied,
 	}, a.eventSeq
 }
 

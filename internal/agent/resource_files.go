@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kilnbatch/kiln/internal/agent/taskrunner"
 	"github.com/kilnbatch/kiln/internal/protocol"
 )
 
@@ -80,6 +81,9 @@ func downloadResourceFile(ctx context.Context, client *http.Client, root *os.Roo
 	if err != nil {
 		return err
 	}
+	// The file may be executed by the task: make sure no child forked by a
+	// concurrent task start still holds our write descriptor.
+	taskrunner.WaitStarts()
 	return root.Chmod(name, mode)
 }
 

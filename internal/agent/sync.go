@@ -36,7 +36,7 @@ func (a *agent) loop(ctx context.Context) error {
 		switch {
 		case err == nil:
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return nil
 		case a.orphaned():
 			return a.exit(ctx, errOrphaned)
 		case errors.Is(err, errInterrupted):
@@ -55,6 +55,7 @@ func (a *agent) loop(ctx context.Context) error {
 		bo.reset()
 		a.lastContact = time.Now()
 		a.apply(resp)
+		a.applied = a.syncSeq // the request just answered; only this goroutine sends syncs
 		if resp.Shutdown {
 			a.shutdown(ctx)
 			return nil
@@ -72,7 +73,7 @@ func (a *agent) loop(ctx context.Context) error {
 func (a *agent) exit(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil
 	case errors.Is(err, errOrphaned):
 		a.log.Error("server unreachable for the orphan timeout; killing all tasks and exiting", "timeout", a.cfg.OrphanTimeout)
 		return nil
@@ -85,10 +86,10 @@ func (a *agent) exit(ctx context.Context, err error) error {
 // open for Config.SyncInterruptDelay; a response that was not completely
 // read is then discarded, never applied.
 func (a *agent) sync(ctx context.Context) (*protocol.SyncResponse, error) {
-	req, covered := a.nextSyncRequest(a.heartbeat)
+	req, covered := a.nextSyncRequest(a.pollWait())
 	ictx, interrupt := context.WithCancelCause(ctx)
 	defer interrupt(nil)
-	rctx, cancel := a.requestContext(ictx, a.heartbeat+syncSlack)
+	rctx, cancel := a.requestContext(ictx, a.pollWait()+syncSlack)
 	defer cancel()
 	if a.cfg.SyncInterruptDelay >= 0 {
 		done := make(chan struct{})
@@ -99,13 +100,19 @@ func (a *agent) sync(ctx context.Context) (*protocol.SyncResponse, error) {
 	var resp protocol.SyncResponse
 	err := a.post(rctx, protocol.PathSync, a.token, req, &resp)
 	if err == nil {
+		a.log.Debug("sync", "seq", req.Seq, "events", len(req.Events), "known", len(req.Known), "ack", resp.Ack,
+			"assignments", len(resp.Assignments), "kill", len(resp.Kill), "clean", len(resp.Clean))
 		return &resp, nil
+	}
+	a.log.Debug("sync failed", "seq", req.Seq, "events", len(req.Events), "err", err)
+	if se := (*statusError)(nil); errors.As(err, &se) {
+		if se.code == http.StatusUnauthorized {
+			return nil, errUnauthorized
+		}
+		return nil, err // a real answer, even if an interrupt came too late
 	}
 	if context.Cause(ictx) == errInterrupted && ctx.Err() == nil {
 		return nil, errInterrupted
-	}
-	if se := (*statusError)(nil); errors.As(err, &se) && se.code == http.StatusUnauthorized {
-		return nil, errUnauthorized
 	}
 	return nil, err
 }
@@ -141,18 +148,34 @@ func (a *agent) interruptOnEvent(covered int64, sent time.Time, done <-chan stru
 	interrupt(errInterrupted)
 }
 
-// apply acts on a SyncResponse: acknowledgement, then new assignments, then
-// kill orders, then clean orders.
+// pollWait is the WaitMillis of a sync: the heartbeat interval, but at most
+// half the orphan timeout, so that a healthy server always answers well
+// before the agent would consider itself orphaned.
+func (a *agent) pollWait() time.Duration {
+	if a.cfg.OrphanTimeout > 0 {
+		return min(a.heartbeat, a.cfg.OrphanTimeout/2)
+	}
+	return a.heartbeat
+}
+
+// apply acts on a SyncResponse: acknowledgement, then clean orders, then new
+// assignments (ignored when the response also orders a shutdown: the final
+// sync's Known lacks them, so the server requeues them), then kill orders.
 func (a *agent) apply(resp *protocol.SyncResponse) {
 	a.ack(resp.Ack)
-	for _, as := range resp.Assignments {
-		a.accept(as)
+	// Clean orders are registered first, so that an assignment of the same
+	// response into a directory being cleaned (a deleted job or task created
+	// again) waits for the removal instead of losing its files to it.
+	for _, dir := range resp.Clean {
+		a.clean(dir)
+	}
+	if !resp.Shutdown {
+		for _, as := range resp.Assignments {
+			a.accept(as)
+		}
 	}
 	for _, id := range resp.Kill {
 		a.kill(id)
-	}
-	for _, dir := range resp.Clean {
-		a.clean(dir)
 	}
 }
 

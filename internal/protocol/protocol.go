@@ -87,6 +87,13 @@ type SyncRequest struct {
 	WaitMillis int      `json:"waitMillis"`
 	// Metrics (optional) sampled on the node.
 	Metrics *NodeMetrics `json:"metrics,omitempty"`
+	// Applied is the Seq of the last sync whose response the agent received
+	// completely and acted on (0: none yet). When it is lower than the Seq
+	// of the last response the server sent, that response was lost (the
+	// agent cancelled the long poll, or the connection broke) and the server
+	// must send its Kill, Clean, Shutdown and Reregister orders again; lost
+	// assignments are already covered by rule 3 (Known).
+	Applied int64 `json:"applied"`
 }
 
 // SyncResponse carries work, kill orders and acknowledgements.

@@ -110,7 +110,10 @@ func Start(spec Spec) (*Process, error) {
 		Stderr:      stderr,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	if err := cmd.Start(); err != nil {
+	startMu.RLock()
+	err = cmd.Start()
+	startMu.RUnlock()
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("taskrunner: %w: %s", ErrProgramNotFound, spec.Args[0])
 		}
@@ -122,6 +125,21 @@ func Start(spec Spec) (*Process, error) {
 	}
 	go p.wait()
 	return p, nil
+}
+
+// startMu is held for reading by every Start while it forks and execs, and
+// taken for writing by WaitStarts.
+var startMu sync.RWMutex
+
+// WaitStarts returns once every Start that was in progress when it was
+// called has finished. Call it after closing a file this process wrote and a
+// task will execute: a child forked while the file was open for writing
+// holds that descriptor until its own exec, and executing the file meanwhile
+// fails with ETXTBSY ("text file busy", golang/go#22315). Start returns only
+// after the child's exec, so once WaitStarts returns no child holds it.
+func WaitStarts() {
+	startMu.Lock()
+	startMu.Unlock()
 }
 
 // Pid returns the process id of the leader (also the process group id).
