@@ -454,7 +454,7 @@ func (s *Service) TaskReplace(ctx context.Context, account, jobID, taskID string
 	if t == nil {
 		return Object{}, batch.Conflict("TaskCompleted", "The specified task is already completed.").With("id", taskID)
 	}
-	cons := &azbatch.TaskConstraints{MaxWallClockTime: ptr(batch.MaxDurationISO), RetentionTime: ptr("P7D"), MaxTaskRetryCount: ptr(int32(0))}
+	cons := &azbatch.TaskConstraints{MaxWallClockTime: ptr(batch.MaxDurationISO), RetentionTime: ptr("P7D"), MaxTaskRetryCount: ptr(jobMaxRetry(t.job))}
 	if c.Constraints != nil {
 		if c.Constraints.MaxWallClockTime != nil {
 			cons.MaxWallClockTime = c.Constraints.MaxWallClockTime
