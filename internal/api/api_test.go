@@ -54,8 +54,8 @@ func (f *fakeOps) AccountKeys(name string) ([][]byte, bool) {
 	return [][]byte{testKey}, true
 }
 
-func (f *fakeOps) PoolAdd(_ context.Context, account string, c *azbatch.CreatePoolContent) error {
-	return f.poolAdd(account, c)
+func (f *fakeOps) PoolAdd(_ context.Context, account string, c *azbatch.CreatePoolContent) (service.Object, error) {
+	return service.Object{}, f.poolAdd(account, c)
 }
 
 func (f *fakeOps) PoolGet(_ context.Context, account, id string, cond service.Conditions) (service.Object, error) {

@@ -15,9 +15,11 @@ func (s *server) jobAdd(c *call) error {
 	if err := c.decodeBody(&in, true); err != nil {
 		return err
 	}
-	if err := s.ops.JobAdd(c.r.Context(), c.account, &in); err != nil {
+	o, err := s.ops.JobAdd(c.r.Context(), c.account, &in)
+	if err != nil {
 		return err
 	}
+	c.setObjectHeaders(o)
 	return c.created(c.resourceURL("jobs", deref(in.ID)))
 }
 

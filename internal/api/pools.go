@@ -22,9 +22,11 @@ func (s *server) poolAdd(c *call) error {
 	if err := c.decodeBody(&in, true); err != nil {
 		return err
 	}
-	if err := s.ops.PoolAdd(c.r.Context(), c.account, &in); err != nil {
+	o, err := s.ops.PoolAdd(c.r.Context(), c.account, &in)
+	if err != nil {
 		return err
 	}
+	c.setObjectHeaders(o)
 	return c.created(c.resourceURL("pools", deref(in.ID)))
 }
 

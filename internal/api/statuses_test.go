@@ -62,9 +62,8 @@ func (w *writeOps) NodeEnableScheduling(context.Context, string, string, string)
 	_, err := w.rec("NodeEnableScheduling")
 	return err
 }
-func (w *writeOps) JobAdd(context.Context, string, *azbatch.CreateJobContent) error {
-	_, err := w.rec("JobAdd")
-	return err
+func (w *writeOps) JobAdd(context.Context, string, *azbatch.CreateJobContent) (service.Object, error) {
+	return w.rec("JobAdd")
 }
 func (w *writeOps) JobGet(context.Context, string, string, service.Conditions) (service.Object, error) {
 	return w.rec("JobGet")
@@ -137,7 +136,7 @@ func TestServer_Statuses(t *testing.T) {
 		{"NodeReboot", "POST", "/pools/p1/nodes/n1/reboot", `{"nodeRebootOption":"requeue"}`, 202, false, false, ""},
 		{"NodeDisableScheduling", "POST", "/pools/p1/nodes/n1/disablescheduling", `{"nodeDisableSchedulingOption":"taskcompletion"}`, 200, false, false, ""},
 		{"NodeEnableScheduling", "POST", "/pools/p1/nodes/n1/enablescheduling", "", 200, false, false, ""},
-		{"JobAdd", "POST", "/jobs", `{"id":"j1","poolInfo":{"poolId":"p1"}}`, 201, false, false, ""},
+		{"JobAdd", "POST", "/jobs", `{"id":"j1","poolInfo":{"poolId":"p1"}}`, 201, true, false, ""},
 		{"JobGet", "GET", "/jobs/j1", "", 200, true, true, "jobs/@Element"},
 		{"JobList", "GET", "/jobs", "", 200, false, true, "jobs"},
 		{"JobDelete", "DELETE", "/jobs/j1?force=true", "", 202, false, false, ""},

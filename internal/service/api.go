@@ -54,7 +54,7 @@ type Operations interface {
 	AccountKeys(name string) (keys [][]byte, ok bool)
 
 	// Pools.
-	PoolAdd(ctx context.Context, account string, c *azbatch.CreatePoolContent) error
+	PoolAdd(ctx context.Context, account string, c *azbatch.CreatePoolContent) (Object, error)
 	PoolGet(ctx context.Context, account, poolID string, cond Conditions) (Object, error)
 	PoolList(ctx context.Context, account string, p ListParams) (ListPage, error)
 	PoolDelete(ctx context.Context, account, poolID string, cond Conditions) error
@@ -76,7 +76,7 @@ type Operations interface {
 	NodeFiles(ctx context.Context, account, poolID, nodeID string) (FileTarget, error)
 
 	// Jobs.
-	JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) error
+	JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) (Object, error)
 	JobGet(ctx context.Context, account, jobID string, cond Conditions) (Object, error)
 	JobList(ctx context.Context, account string, p ListParams) (ListPage, error)
 	JobDelete(ctx context.Context, account, jobID string, cond Conditions) error

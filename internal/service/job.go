@@ -166,7 +166,15 @@ func checkOnAllTasksCompleteChange(j *jobState, to *azbatch.OnAllTasksComplete) 
 }
 
 // JobAdd creates a job on an existing or future pool.
-func (s *Service) JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) error {
+func (s *Service) JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) (Object, error) {
+	if err := s.addJob(ctx, account, c); err != nil {
+		return Object{}, err
+	}
+	o, _ := s.JobGet(ctx, account, deref(c.ID), Conditions{}) // gone already: no headers
+	return o, nil
+}
+
+func (s *Service) addJob(ctx context.Context, account string, c *azbatch.CreateJobContent) error {
 	id := deref(c.ID)
 	if err := batch.ValidateID("id", id, 64); err != nil {
 		return err

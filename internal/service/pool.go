@@ -130,8 +130,17 @@ func validateStartTask(st *azbatch.StartTask) error {
 	return nil
 }
 
-// PoolAdd creates a pool and starts allocating its nodes.
-func (s *Service) PoolAdd(ctx context.Context, account string, c *azbatch.CreatePoolContent) error {
+// PoolAdd creates a pool and starts allocating its nodes. It returns the
+// new pool (for the ETag and Last-Modified of the 201 answer).
+func (s *Service) PoolAdd(ctx context.Context, account string, c *azbatch.CreatePoolContent) (Object, error) {
+	if err := s.addPool(ctx, account, c); err != nil {
+		return Object{}, err
+	}
+	o, _ := s.PoolGet(ctx, account, deref(c.ID), Conditions{}) // gone already: no headers
+	return o, nil
+}
+
+func (s *Service) addPool(ctx context.Context, account string, c *azbatch.CreatePoolContent) error {
 	id := deref(c.ID)
 	if err := batch.ValidateID("id", id, 64); err != nil {
 		return err

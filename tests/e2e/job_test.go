@@ -31,10 +31,9 @@ func TestJobAddGetUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create job: %v", err)
 	}
-	// Kiln sends DataServiceId but, unlike Azure, no ETag/Last-Modified on
-	// Add Job (service.Operations.JobAdd returns no object).
-	if created.DataServiceID == nil || !strings.HasSuffix(*created.DataServiceID, "/jobs/job1") {
-		t.Fatalf("create job headers: dataserviceid %v", created.DataServiceID)
+	// Add Job answers with DataServiceId, ETag and Last-Modified, as Azure.
+	if created.DataServiceID == nil || !strings.HasSuffix(*created.DataServiceID, "/jobs/job1") || created.ETag == nil || created.LastModified == nil {
+		t.Fatalf("create job headers: dataserviceid %v etag %v lastModified %v", created.DataServiceID, created.ETag, created.LastModified)
 	}
 
 	got, err := c.GetJob(ctx(t), "job1", nil)
