@@ -124,6 +124,7 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 	}
 	s.refreshNodeLocked(n, &w)
 	s.writeNode(n, &w)
+	s.reconcilePoolLocked(n.pool, &w) // allocation may be complete now
 	s.dispatchLocked(&w)
 	if err := s.commit(ctx, &w); err != nil {
 		return nil, http.StatusInternalServerError, err

@@ -60,6 +60,7 @@ func (s *Service) checkNodesLocked(w *store.Writes) {
 			n.doc.Errors = []azbatch.NodeError{{Code: ptr("NodeStartTimeout"), Message: ptr("The node's agent did not register within 2 minutes.")}}
 			s.refreshNodeLocked(n, w)
 			s.writeNode(n, w)
+			s.reconcilePoolLocked(n.pool, w)
 		}
 	}
 }

@@ -220,9 +220,17 @@ func (s *Service) reconcilePoolLocked(p *poolState, w *store.Writes) []provider.
 	}
 	changed := deref(p.doc.CurrentDedicatedNodes) != ded || deref(p.doc.CurrentLowPriorityNodes) != low
 	p.doc.CurrentDedicatedNodes, p.doc.CurrentLowPriorityNodes = &ded, &low
+	// The pool is resizing while node counts differ from the targets and
+	// while new nodes are still being allocated (their agent has not come
+	// up yet), as Azure's pool is until its VMs are allocated.
 	alloc := azbatch.AllocationStateSteady
 	if ded != deref(p.doc.TargetDedicatedNodes) || low != deref(p.doc.TargetLowPriorityNodes) {
 		alloc = azbatch.AllocationStateResizing
+	}
+	for _, n := range p.nodes {
+		if !n.registered && !n.unusable && !n.removing {
+			alloc = azbatch.AllocationStateResizing
+		}
 	}
 	if deref(p.doc.AllocationState) != alloc {
 		p.doc.AllocationState = &alloc
@@ -330,6 +338,7 @@ func (s *Service) startNodes(specs []provider.NodeSpec) {
 				s.writeNode(n, &w)
 			}
 			s.refreshNodeLocked(n, &w)
+			s.reconcilePoolLocked(n.pool, &w)
 			_ = s.commit(context.Background(), &w)
 		}(spec)
 	}

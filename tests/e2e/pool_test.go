@@ -634,6 +634,13 @@ func TestPoolDeleteRightAway(t *testing.T) {
 	if _, err := s.Client.CreatePool(ctx(t), poolContent("shrink", 2, 1), nil); err != nil {
 		t.Fatal(err)
 	}
+	// While its nodes are still being allocated the pool is resizing, and
+	// a new resize is refused as Azure refuses it.
+	_, err := s.Client.ResizePool(ctx(t), "shrink", azbatch.ResizePoolContent{TargetDedicatedNodes: to(int32(0))}, nil)
+	if batchCode(err) != "PoolBeingResized" || statusOf(err) != http.StatusConflict {
+		t.Fatalf("resize during allocation: %v", err)
+	}
+	s.poolWaitSteady(t, "shrink", 2)
 	if _, err := s.Client.ResizePool(ctx(t), "shrink", azbatch.ResizePoolContent{TargetDedicatedNodes: to(int32(0))}, nil); err != nil {
 		t.Fatalf("resize: %v", err)
 	}
