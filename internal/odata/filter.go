@@ -651,3 +651,27 @@ func (f *Filter) EqualityOn(prop string) (values []string, ok bool) {
 	}
 	return values, true
 }
+
+// Conjuncts splits the filter at its top-level "and"s: the filter matches a
+// document exactly when every conjunct does. A filter without a top-level
+// "and" is its own single conjunct. Used to push parts of a filter down to
+// an index while the whole filter is still evaluated.
+func (f *Filter) Conjuncts() []*Filter {
+	if f == nil {
+		return nil
+	}
+	var out []*Filter
+	var walk func(n node)
+	walk = func(n node) {
+		if a, ok := n.(*andNode); ok {
+			walk(a.l)
+			walk(a.r)
+			return
+		}
+		var b strings.Builder
+		n.write(&b)
+		out = append(out, &Filter{root: n, src: b.String()})
+	}
+	walk(f.root)
+	return out
+}

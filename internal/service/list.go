@@ -83,22 +83,35 @@ func (s *Service) TaskList(ctx context.Context, account, jobID string, lp ListPa
 			return ListPage{}, batch.InvalidQuery("$skiptoken", lp.Cursor, "The continuation token is not valid.")
 		}
 	}
-	var states []string
+	// Equalities on state and executionInfo/result among the filter's
+	// top-level "and" terms go to the store's indexes; the whole filter is
+	// still evaluated unless it was exactly one such term.
+	var (
+		states []string
+		result string
+		exact  bool
+	)
 	if lp.Filter != nil {
-		if vals, ok := lp.Filter.EqualityOn("state"); ok {
-			for _, v := range vals {
-				states = append(states, strings.ToLower(v))
+		cs := lp.Filter.Conjuncts()
+		for _, c := range cs {
+			if vals, ok := c.EqualityOn("state"); ok && states == nil {
+				for _, v := range vals {
+					states = append(states, strings.ToLower(v))
+				}
+			} else if vals, ok := c.EqualityOn("executionInfo/result"); ok && len(vals) == 1 && result == "" {
+				result = strings.ToLower(vals[0])
 			}
 		}
+		exact = len(cs) == 1 && (states != nil || result != "")
 	}
 	limit := limitOf(lp)
 	var page ListPage
 	for {
 		batchSize := limit - len(page.Items)
-		if lp.Filter != nil && states == nil {
+		if lp.Filter != nil && !exact {
 			batchSize = MaxResults
 		}
-		recs, err := s.cfg.Store.TaskList(ctx, store.TaskListParams{Account: account, JobID: jobID, AfterSeq: after, Limit: batchSize + 1, States: states})
+		recs, err := s.cfg.Store.TaskList(ctx, store.TaskListParams{Account: account, JobID: jobID, AfterSeq: after, Limit: batchSize + 1, States: states, Result: result})
 		if err != nil {
 			return ListPage{}, err
 		}
@@ -109,7 +122,7 @@ func (s *Service) TaskList(ctx context.Context, account, jobID string, lp ListPa
 		for _, r := range recs {
 			after = r.Seq
 			ok := true
-			if states == nil {
+			if !exact {
 				if ok, err = matches(lp.Filter, r.Doc); err != nil {
 					return ListPage{}, err
 				}

@@ -41,6 +41,9 @@ func (t *taskState) record() (store.Task, error) {
 		return store.Task{}, err
 	}
 	rec := store.Task{Account: t.job.account, JobID: t.job.id(), ID: t.id(), State: string(t.state()), Slots: int32(t.slots), Doc: b}
+	if t.state() == azbatch.TaskStateCompleted && t.doc.ExecutionInfo != nil {
+		rec.Result = string(deref(t.doc.ExecutionInfo.Result))
+	}
 	if t.attempt != nil {
 		rec.AttemptID = t.attempt.id
 		rec.NodeID = t.node.id

@@ -64,6 +64,10 @@ type Task struct {
 	NodeID    string // node of the current attempt, "" when none
 	AttemptID string // current attempt, "" when none
 	Slots     int32  // requiredSlots, summed by TaskCounts
+	// Result is the executionInfo.result of a completed task ("success" or
+	// "failure"; "" while it has none), indexed so that a job's failed
+	// tasks are found without reading its other tasks.
+	Result string
 	Doc       []byte
 }
 
@@ -97,6 +101,7 @@ type TaskListParams struct {
 	AfterSeq int64    // return tasks with Seq > AfterSeq
 	Limit    int      // 0: no limit
 	States   []string // empty: every state
+	Result   string   // non-empty: only tasks with this Result
 }
 
 // StateCount is the number of tasks of a job in one state, and the sum of

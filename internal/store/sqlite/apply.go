@@ -67,7 +67,7 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 			c, ok := cur[fk]
 			if ok {
 				// Update in place, keeping seq.
-				ex.exec(s.ws.taskUpdateSeq, "task update", t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Doc, c.seq)
+				ex.exec(s.ws.taskUpdateSeq, "task update", t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Result, t.Doc, c.seq)
 				next.seq = c.seq
 				if c.state != next.state || c.slots != next.slots {
 					deltas.add(fk.account, fk.jobID, c.state, -1, -c.slots)
@@ -75,7 +75,7 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 				}
 			} else {
 				// Insert with a new seq.
-				res := ex.exec(s.ws.taskInsert, "task insert", t.Account, t.JobID, t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Doc)
+				res := ex.exec(s.ws.taskInsert, "task insert", t.Account, t.JobID, t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Result, t.Doc)
 				if res == nil {
 					break
 				}

@@ -12,7 +12,7 @@ const (
 	poolCols    = `account, id, doc`
 	nodeCols    = `account, id, pool_id, state, doc`
 	jobCols     = `account, id, pool_id, state, priority, doc`
-	taskCols    = `account, job_id, id, seq, state, node_id, attempt_id, slots, doc`
+	taskCols    = `account, job_id, id, seq, state, node_id, attempt_id, slots, result, doc`
 )
 
 // writeStmts are prepared once on the writer connection and bound to each
@@ -67,14 +67,14 @@ func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&ws.jobDeleteTasks, `DELETE FROM tasks WHERE account = ? AND job_id = ?`},
 
 		// seq is left out: SQLite assigns it (the rowid) on insert.
-		{&ws.taskInsert, `INSERT INTO tasks (account, job_id, id, state, node_id, attempt_id, slots, doc)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		{&ws.taskInsert, `INSERT INTO tasks (account, job_id, id, state, node_id, attempt_id, slots, result, doc)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`},
 		// Apply looks up the tasks it changes in one query, then updates
 		// (keeping seq) and deletes them by seq, the rowid, which is cheaper
 		// than by key; a task upsert of a missing task is a taskInsert.
 		{&ws.taskStates, qTaskStates},
-		{&ws.taskUpdateSeq, `UPDATE tasks SET id = ?, state = ?, node_id = ?, attempt_id = ?, slots = ?, doc = ?
+		{&ws.taskUpdateSeq, `UPDATE tasks SET id = ?, state = ?, node_id = ?, attempt_id = ?, slots = ?, result = ?, doc = ?
 			WHERE seq = ?`},
 		{&ws.taskDeleteSeq, `DELETE FROM tasks WHERE seq = ?`},
 

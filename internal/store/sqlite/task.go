@@ -26,7 +26,7 @@ func (s *Store) TaskInsert(ctx context.Context, tasks []store.Task) ([]error, er
 		st := tx.StmtContext(ctx, s.ws.taskInsert)
 		for i := range tasks {
 			t := &tasks[i]
-			res, err := st.ExecContext(ctx, t.Account, t.JobID, t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Doc)
+			res, err := st.ExecContext(ctx, t.Account, t.JobID, t.ID, t.State, t.NodeID, t.AttemptID, t.Slots, t.Result, t.Doc)
 			if err != nil {
 				return fmt.Errorf("sqlite: task insert: %w", err)
 			}
@@ -76,9 +76,13 @@ func (s *Store) TaskList(ctx context.Context, p store.TaskListParams) ([]store.T
 	}
 	var rows *sql.Rows
 	var err error
-	if len(p.States) == 0 {
+	switch {
+	case p.Result != "":
+		q, args := taskListResultQuery(p, limit)
+		rows, err = s.r.QueryContext(ctx, q, args...)
+	case len(p.States) == 0:
 		rows, err = s.rs.taskList.QueryContext(ctx, p.Account, p.JobID, p.AfterSeq, limit)
-	} else {
+	default:
 		q, args := taskListStatesQuery(p, limit)
 		rows, err = s.r.QueryContext(ctx, q, args...)
 	}
@@ -86,6 +90,21 @@ func (s *Store) TaskList(ctx context.Context, p store.TaskListParams) ([]store.T
 		return nil, fmt.Errorf("sqlite: task list: %w", err)
 	}
 	return collect(rows, scanTask)
+}
+
+// taskListResultQuery builds TaskList's query for a result filter: a range
+// scan of tasks_result, which holds only tasks that have a result.
+func taskListResultQuery(p store.TaskListParams, limit int64) (string, []any) {
+	q := `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_result
+		WHERE account = ? AND job_id = ? AND result = ? AND seq > ? AND result <> ''`
+	args := []any{p.Account, p.JobID, p.Result, p.AfterSeq}
+	if len(p.States) > 0 {
+		q += ` AND state IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(p.States)), ", ") + `)`
+		for _, st := range p.States {
+			args = append(args, st)
+		}
+	}
+	return q + ` ORDER BY seq LIMIT ?`, append(args, limit)
 }
 
 // taskListStatesQuery builds TaskList's query for a state filter. With one
@@ -135,6 +154,6 @@ func (s *Store) TaskCounts(ctx context.Context, account, jobID string) ([]store.
 
 func scanTask(r scanner) (store.Task, error) {
 	var t store.Task
-	err := r.Scan(&t.Account, &t.JobID, &t.ID, &t.Seq, &t.State, &t.NodeID, &t.AttemptID, &t.Slots, &t.Doc)
+	err := r.Scan(&t.Account, &t.JobID, &t.ID, &t.Seq, &t.State, &t.NodeID, &t.AttemptID, &t.Slots, &t.Result, &t.Doc)
 	return t, err
 }

@@ -56,6 +56,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("TaskGet", func(t *testing.T) { t.Parallel(); testTaskGet(t, setup) })
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); testTaskList(t, setup) })
 	t.Run("TaskListUnfinished", func(t *testing.T) { t.Parallel(); testTaskListUnfinished(t, setup) })
+	t.Run("TaskListResult", func(t *testing.T) { t.Parallel(); testTaskListResult(t, setup) })
 	t.Run("TaskCounts", func(t *testing.T) { t.Parallel(); testTaskCounts(t, setup) })
 	t.Run("Apply", func(t *testing.T) { t.Parallel(); testApply(t, setup) })
 	t.Run("AccountIsolation", func(t *testing.T) { t.Parallel(); testAccountIsolation(t, setup) })
@@ -152,7 +153,7 @@ func requireTask(t *testing.T, got, want store.Task) {
 	t.Helper()
 	if got.Account != want.Account || got.JobID != want.JobID || got.ID != want.ID ||
 		got.State != want.State || got.NodeID != want.NodeID || got.AttemptID != want.AttemptID ||
-		got.Slots != want.Slots || !bytes.Equal(got.Doc, want.Doc) {
+		got.Slots != want.Slots || got.Result != want.Result || !bytes.Equal(got.Doc, want.Doc) {
 		t.Fatalf("task = %+v, want %+v", got, want)
 	}
 }

@@ -438,3 +438,45 @@ func testTaskCountsRandomized(t *testing.T, setup setupFunc) {
 		requireIDs(t, fmt.Sprintf("step %d: unfinished", step), got, taskID, unfinished...)
 	}
 }
+
+// testTaskListResult checks the Result column: stored by insert and upsert,
+// and used by TaskList to find a job's tasks with a given result.
+func testTaskListResult(t *testing.T, setup setupFunc) {
+	b := setup(t)
+	var tasks []store.Task
+	for i := range 10 {
+		tk := task("acct", "job1", fmt.Sprintf("t%02d", i))
+		switch i % 3 {
+		case 0:
+			tk.State = "active"
+		case 1:
+			tk.State, tk.Result = "completed", "success"
+		case 2:
+			tk.State, tk.Result = "completed", "failure"
+		}
+		tasks = append(tasks, tk)
+	}
+	b.insertTasks(t, tasks...)
+	b.insertTasks(t, store.Task{Account: "acct", JobID: "job2", ID: "x", State: "completed", Result: "failure", Slots: 1, Doc: doc("task", "x")})
+
+	failed := b.taskList(t, store.TaskListParams{Account: "acct", JobID: "job1", Result: "failure"})
+	requireIDs(t, "failed", failed, func(tk store.Task) string { return tk.ID }, "t02", "t05", "t08")
+	for _, tk := range failed {
+		requireEqual(t, "result", tk.Result, "failure")
+	}
+	page := b.taskList(t, store.TaskListParams{Account: "acct", JobID: "job1", Result: "failure", AfterSeq: failed[0].Seq, Limit: 1})
+	requireIDs(t, "failed page", page, func(tk store.Task) string { return tk.ID }, "t05")
+	both := b.taskList(t, store.TaskListParams{Account: "acct", JobID: "job1", Result: "success", States: []string{"completed"}})
+	requireIDs(t, "succeeded", both, func(tk store.Task) string { return tk.ID }, "t01", "t04", "t07")
+
+	// An upsert changes the result: t00 fails, t02 is reactivated.
+	t00, t02 := tasks[0], tasks[2]
+	t00.State, t00.Result = "completed", "failure"
+	t02.State, t02.Result = "active", ""
+	requireNoError(t, b.s.Apply(b.ctx, &store.Writes{Tasks: []store.Task{t00, t02}}))
+	failed = b.taskList(t, store.TaskListParams{Account: "acct", JobID: "job1", Result: "failure"})
+	requireIDs(t, "failed after upsert", failed, func(tk store.Task) string { return tk.ID }, "t00", "t05", "t08")
+	got, err := b.s.TaskGet(b.ctx, "acct", "job1", "t00")
+	requireNoError(t, err)
+	requireEqual(t, "t00 result", got.Result, "failure")
+}
