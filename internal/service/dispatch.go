@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,10 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 					break
 				}
 				j.pop()
+				if _, err := s.docLocked(context.Background(), t); err != nil {
+					s.log.Error("load task to assign it", "job", j.id(), "task", t.id(), "err", err)
+					continue
+				}
 				s.assignLocked(t, nodes[i], w)
 				cands[i].Free = nodes[i].free()
 			}

@@ -115,7 +115,8 @@ func (s *Service) load(ctx context.Context) error {
 		if doc.ExecutionInfo == nil {
 			doc.ExecutionInfo = &azbatch.TaskExecutionInfo{RetryCount: ptr(int32(0)), RequeueCount: ptr(int32(0))}
 		}
-		t := &taskState{job: j, doc: doc, slots: int(max(rec.Slots, 1))}
+		t := newTaskState(j, doc)
+		t.slots = int(max(rec.Slots, 1))
 		s.tasks[t.key()] = t
 		j.counts.add(doc, int32(t.slots), 1)
 		switch {
@@ -132,6 +133,9 @@ func (s *Service) load(ctx context.Context) error {
 			s.requeueTaskLocked(t, &w)
 		case j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled:
 			j.push(t)
+			t.doc = nil // queued: the store has it
+		default:
+			t.doc = nil
 		}
 	}
 	for _, p := range s.pools {

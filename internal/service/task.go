@@ -16,9 +16,13 @@ import (
 const MaxTasksPerCollection = 100
 
 // taskState is an unfinished task in memory (active, preparing, running).
-// Completed tasks live only in the store.
+// Completed tasks live only in the store. An active task that waits in its
+// job's queue keeps no document (doc is nil): a job of a million queued
+// tasks costs a few hundred bytes per task. The document is loaded from the
+// store when the task is assigned or changed (docLocked).
 type taskState struct {
 	job     *jobState
+	tid     string
 	doc     *azbatch.Task
 	attempt *attempt   // current attempt, nil while active
 	node    *nodeState // node of the current attempt
@@ -26,9 +30,40 @@ type taskState struct {
 	slots   int
 }
 
-func (t *taskState) id() string { return deref(t.doc.ID) }
+func newTaskState(j *jobState, doc *azbatch.Task) *taskState {
+	return &taskState{job: j, tid: deref(doc.ID), doc: doc, slots: int(max(deref(doc.RequiredSlots), 1))}
+}
 
-func (t *taskState) state() azbatch.TaskState { return deref(t.doc.State) }
+func (t *taskState) id() string { return t.tid }
+
+// state is the task's state; a task without a document is active.
+func (t *taskState) state() azbatch.TaskState {
+	if t.doc == nil {
+		return azbatch.TaskStateActive
+	}
+	return deref(t.doc.State)
+}
+
+// docLocked returns the task's document, loading it from the store if the
+// task dropped it while queued.
+func (s *Service) docLocked(ctx context.Context, t *taskState) (*azbatch.Task, error) {
+	if t.doc != nil {
+		return t.doc, nil
+	}
+	rec, err := s.cfg.Store.TaskGet(context.WithoutCancel(ctx), t.job.account, t.job.id(), t.tid)
+	if err != nil {
+		return nil, err
+	}
+	doc := &azbatch.Task{}
+	if err := doc.UnmarshalJSON(rec.Doc); err != nil {
+		return nil, err
+	}
+	if doc.ExecutionInfo == nil {
+		doc.ExecutionInfo = &azbatch.TaskExecutionInfo{RetryCount: ptr(int32(0)), RequeueCount: ptr(int32(0))}
+	}
+	t.doc = doc
+	return doc, nil
+}
 
 func (t *taskState) key() string { return taskKey(t.job.account, t.job.id(), t.id()) }
 
@@ -70,8 +105,12 @@ func (t *taskState) object() (Object, error) {
 	return object(t.doc, (*string)(t.doc.ETag), t.doc.LastModified, t.doc.CreationTime)
 }
 
-// category is where a task counts in Get Task Counts.
+// category is where a task counts in Get Task Counts; a task without a
+// document is active.
 func category(doc *azbatch.Task) int {
+	if doc == nil {
+		return 0
+	}
 	switch deref(doc.State) {
 	case azbatch.TaskStateActive:
 		return 0
@@ -279,7 +318,7 @@ func (s *Service) TaskAdd(ctx context.Context, account, jobID string, c *azbatch
 	if err != nil {
 		return Object{}, err
 	}
-	t := &taskState{job: j, doc: doc, slots: int(deref(doc.RequiredSlots))}
+	t := newTaskState(j, doc)
 	rec, err := t.record()
 	if err != nil {
 		return Object{}, err
@@ -291,22 +330,30 @@ func (s *Service) TaskAdd(ctx context.Context, account, jobID string, c *azbatch
 	if errs[0] != nil {
 		return Object{}, batch.Conflict("TaskExists", "The specified task already exists.").With("id", t.id())
 	}
-	s.acceptTasksLocked(j, []*taskState{t})
+	o, err := t.object()
+	if err != nil {
+		return Object{}, err
+	}
+	s.acceptTasksLocked(j, []*taskState{t}, true)
 	var w store.Writes
 	s.dispatchLocked(&w)
 	if err := s.commit(ctx, &w); err != nil {
 		return Object{}, err
 	}
-	return t.object()
+	return o, nil
 }
 
-// acceptTasksLocked makes inserted tasks known to the scheduler.
-func (s *Service) acceptTasksLocked(j *jobState, ts []*taskState) {
+// acceptTasksLocked makes tasks known to the scheduler. With dropDocs, queued
+// tasks forget their documents, which must then be committed to the store.
+func (s *Service) acceptTasksLocked(j *jobState, ts []*taskState, dropDocs bool) {
 	for _, t := range ts {
 		s.tasks[t.key()] = t
 		j.counts.add(t.doc, int32(t.slots), 1)
 		if j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled {
 			j.push(t)
+		}
+		if dropDocs && t.state() == azbatch.TaskStateActive {
+			t.doc = nil // the store has it; load it again when assigned
 		}
 	}
 }
@@ -349,7 +396,7 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 			continue
 		}
 		seen[strings.ToLower(id)] = true
-		t := &taskState{job: j, doc: doc, slots: int(deref(doc.RequiredSlots))}
+		t := newTaskState(j, doc)
 		rec, err := t.record()
 		if err != nil {
 			return nil, err
@@ -378,7 +425,7 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 			results[i].Location = t.doc.URL
 			ok = append(ok, t)
 		}
-		s.acceptTasksLocked(j, ok)
+		s.acceptTasksLocked(j, ok, true)
 	}
 	var w store.Writes
 	s.dispatchLocked(&w)
@@ -404,7 +451,8 @@ func wireError(err error) *azbatch.Error {
 // taskLocked finds a task: in memory when unfinished, else in the store.
 func (s *Service) taskLocked(ctx context.Context, account, jobID, taskID string) (*taskState, *azbatch.Task, error) {
 	if t, ok := s.tasks[taskKey(account, jobID, taskID)]; ok {
-		return t, t.doc, nil
+		doc, err := s.docLocked(ctx, t)
+		return t, doc, err
 	}
 	rec, err := s.cfg.Store.TaskGet(ctx, account, jobID, taskID)
 	if err != nil {
@@ -578,7 +626,7 @@ func (s *Service) TaskReactivate(ctx context.Context, account, jobID, taskID str
 	if doc.ExecutionInfo == nil || deref(doc.ExecutionInfo.Result) != azbatch.TaskExecutionResultFailure {
 		return Object{}, batch.Conflict("TaskCompletedSuccessfully", "A task that completed successfully cannot be reactivated.").With("id", taskID)
 	}
-	t = &taskState{job: j, doc: doc, slots: int(max(deref(doc.RequiredSlots), 1))}
+	t = newTaskState(j, doc)
 	j.counts.add(doc, int32(t.slots), -1)
 	now := s.now()
 	doc.PreviousState = doc.State
@@ -587,14 +635,19 @@ func (s *Service) TaskReactivate(ctx context.Context, account, jobID, taskID str
 	doc.StateTransitionTime = &now
 	doc.ExecutionInfo = &azbatch.TaskExecutionInfo{RetryCount: ptr(int32(0)), RequeueCount: doc.ExecutionInfo.RequeueCount}
 	doc.NodeInfo = nil
-	s.acceptTasksLocked(j, []*taskState{t})
 	var w store.Writes
 	s.touchTask(t, &w)
+	o, err := t.object()
+	if err != nil {
+		return Object{}, err
+	}
+	// The reactivated document is not committed yet: keep it in memory.
+	s.acceptTasksLocked(j, []*taskState{t}, false)
 	s.dispatchLocked(&w)
 	if err := s.commit(ctx, &w); err != nil {
 		return Object{}, err
 	}
-	return t.object()
+	return o, nil
 }
 
 // TaskFiles locates a task's files on the node that ran it last.
