@@ -71,7 +71,7 @@ func (t *taskState) key() string { return taskKey(t.job.account, t.job.id(), t.i
 func (t *taskState) dir() string { return "workitems/" + t.job.id() + "/job-1/" + t.id() }
 
 func (t *taskState) record() (store.Task, error) {
-	b, err := t.doc.MarshalJSON()
+	b, err := encodeTask(t.doc)
 	if err != nil {
 		return store.Task{}, err
 	}
@@ -370,9 +370,15 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 		e.Values = []batch.KV{{Key: "MaxTasksPerRequest", Value: itoa(MaxTasksPerCollection)}}
 		return nil, e
 	}
+	// Validate and encode the tasks without the lock, so that concurrent
+	// requests prepare in parallel; then insert and queue them under it.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	j, err := s.jobForTasksLocked(account, jobID)
+	var maxRetry int32
+	if err == nil {
+		maxRetry = jobMaxRetry(j)
+	}
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +392,7 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 	for i := range cs {
 		id := deref(cs[i].ID)
 		results[i].TaskID = ptr(id)
-		doc, err := s.newTaskDoc(account, j.id(), &cs[i], jobMaxRetry(j))
+		doc, err := s.newTaskDoc(account, j.id(), &cs[i], maxRetry)
 		if err == nil && seen[strings.ToLower(id)] {
 			err = batch.Conflict("TaskExists", "The specified task already exists.").With("id", id)
 		}
@@ -404,6 +410,14 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 		ts = append(ts, t)
 		recs = append(recs, rec)
 		idx = append(idx, i)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, err := s.jobForTasksLocked(account, jobID); err != nil {
+		return nil, err
+	} else if cur != j {
+		// The job was deleted and created again meanwhile.
+		return nil, batch.Conflict("JobChanged", "The job changed while the tasks were added; retry the request.").With("id", jobID)
 	}
 	if len(recs) > 0 {
 		errs, err := s.cfg.Store.TaskInsert(context.WithoutCancel(ctx), recs)
