@@ -24,7 +24,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 	}
 	AddClientCommands(root)
-	root.AddCommand(newServerCommand(), newAgentCommand())
+	root.AddCommand(newServerCommand(), newAgentCommand(), newBenchCommand())
 	return root
 }
 

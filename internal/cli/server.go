@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 func newServerCommand() *cobra.Command {
 	var (
 		addr, publicURL, logLevel string
+		providerName, pprofAddr   string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
 	)
@@ -47,6 +51,7 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 				HeartbeatInterval:  heartbeat,
 				NodeTimeout:        nodeTimeout,
 				AgentOrphanTimeout: orphanTimeout,
+				Provider:           providerName,
 				Logger:             logger,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -54,6 +59,16 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
+			}
+			if pprofAddr != "" {
+				stopPprof, err := servePprof(pprofAddr, logger)
+				if err != nil {
+					sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					_ = srv.Shutdown(sctx)
+					return err
+				}
+				defer stopPprof()
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Kiln server listening on %s\n", srv.URL())
@@ -75,5 +90,26 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 	f.DurationVar(&heartbeat, "heartbeat-interval", 0, "longest wait of an agent's long poll (default 10s)")
 	f.DurationVar(&nodeTimeout, "node-timeout", 0, "silence after which a node is marked unusable and its tasks requeued (default 45s)")
 	f.DurationVar(&orphanTimeout, "agent-orphan-timeout", 0, "how long local agents keep running while the server is unreachable (default 10m)")
+	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
+	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this separate address HOST:PORT (default off)")
 	return cmd
+}
+
+// servePprof serves the runtime profiles of net/http/pprof on their own
+// listener, apart from the API, and returns a function that stops it.
+func servePprof(addr string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/kilnbatch/kiln/internal/api"
+	"github.com/kilnbatch/kiln/internal/provider"
 	"github.com/kilnbatch/kiln/internal/provider/local"
+	"github.com/kilnbatch/kiln/internal/provider/sim"
 	"github.com/kilnbatch/kiln/internal/service"
 	"github.com/kilnbatch/kiln/internal/store"
 	"github.com/kilnbatch/kiln/internal/store/sqlite"
@@ -46,7 +48,12 @@ type Config struct {
 	// AgentOrphanTimeout is how long local agents outlive an unreachable
 	// server (local.OrphanTimeoutDefault).
 	AgentOrphanTimeout time.Duration
-	Logger             *slog.Logger
+	// Provider chooses where nodes come from: "local" (the default: real
+	// `kiln agent` processes under DataDir/nodes) or "sim" (no process: node
+	// specs are written to DataDir/sim-nodes for a harness such as
+	// `kiln bench` to run simulated agents).
+	Provider string
+	Logger   *slog.Logger
 }
 
 // Credentials are what a client needs; the server writes them to
@@ -99,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	prov, err := local.New(local.Config{NodesDir: filepath.Join(cfg.DataDir, "nodes"), OrphanTimeout: cfg.AgentOrphanTimeout, Logger: cfg.Logger})
+	prov, err := newProvider(cfg)
 	if err != nil {
 		st.Close()
 		ln.Close()
@@ -142,6 +149,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// newProvider builds the node provider cfg.Provider names.
+func newProvider(cfg Config) (provider.Provider, error) {
+	switch cfg.Provider {
+	case "", "local":
+		return local.New(local.Config{NodesDir: filepath.Join(cfg.DataDir, "nodes"), OrphanTimeout: cfg.AgentOrphanTimeout, Logger: cfg.Logger})
+	case "sim":
+		return sim.New(filepath.Join(cfg.DataDir, sim.DirName))
+	}
+	return nil, fmt.Errorf("server: unknown node provider %q (local or sim)", cfg.Provider)
 }
 
 // ensureAccount returns the account clients use: the one named by the

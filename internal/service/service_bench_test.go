@@ -14,7 +14,7 @@ import (
 // idleProvider starts nothing: benchmarks of the service alone.
 type idleProvider struct{}
 
-func (idleProvider) Name() string                                 { return "idle" }
+func (idleProvider) Name() string                                   { return "idle" }
 func (idleProvider) Start(context.Context, provider.NodeSpec) error { return nil }
 func (idleProvider) Stop(context.Context, provider.NodeSpec) error  { return nil }
 func (idleProvider) Images() []provider.Image                       { return nil }
