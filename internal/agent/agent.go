@@ -39,7 +39,7 @@ const (
 	// HeartbeatIntervalDefault is used when RegisterResponse.HeartbeatInterval is 0.
 	HeartbeatIntervalDefault = 10 * time.Second
 	// SyncInterruptDelayDefault is the default Config.SyncInterruptDelay.
-	SyncInterruptDelayDefault = 5 * time.Millisecond
+	SyncInterruptDelayDefault = time.Millisecond
 )
 
 // Config configures Run.
@@ -71,7 +71,7 @@ type Config struct {
 	// SyncInterruptDelay is the minimum age of an open long poll before the
 	// agent cancels it to send a new event at once (see
 	// docs/agent-protocol.md, "Latency"). Default SyncInterruptDelayDefault
-	// (5ms); a negative value disables interrupting (events then wait for
+	// (1ms); a negative value disables interrupting (events then wait for
 	// the long poll to end).
 	SyncInterruptDelay time.Duration
 }

@@ -284,7 +284,8 @@ func (s *Service) recordRecentTaskLocked(n *nodeState, t *taskState, w *store.Wr
 	if len(n.doc.RecentTasks) > 10 {
 		n.doc.RecentTasks = n.doc.RecentTasks[:10]
 	}
-	s.writeNode(n, w)
+	// Like the running counts, these statistics reach the store with the
+	// node's next state change rather than costing a write per task.
 }
 
 // applyEventLocked applies one agent event; events of attempts the node is

@@ -171,12 +171,10 @@ func (s *Service) refreshNodeLocked(n *nodeState, w *store.Writes) {
 		n.doc.StateTransitionTime = &now
 		changed = true
 	}
-	slotsUsed := int32(n.used)
-	if deref(n.doc.RunningTasksCount) != int32(running) || deref(n.doc.RunningTaskSlotsCount) != slotsUsed {
-		n.doc.RunningTasksCount = ptr(int32(running))
-		n.doc.RunningTaskSlotsCount = &slotsUsed
-		changed = true
-	}
+	// Running counts change with every task; they are kept in memory and
+	// reach the store with the next state change (a restart recomputes them).
+	n.doc.RunningTasksCount = ptr(int32(running))
+	n.doc.RunningTaskSlotsCount = ptr(int32(n.used))
 	if changed && w != nil {
 		s.writeNode(n, w)
 	}
