@@ -45,6 +45,7 @@ type Store struct {
 	w          *sql.DB // the one writer connection
 	r          *sql.DB // read-only pool
 	migrations *goose.Provider
+	ckpt       *checkpointer
 	ws         writeStmts
 	rs         readStmts
 }
@@ -113,6 +114,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.rs.prepare(ctx, s.r); err != nil {
 		return nil, err
 	}
+	if err := s.startCheckpointer(abs); err != nil {
+		return nil, err
+	}
 	ok = true
 	return s, nil
 }
@@ -136,6 +140,9 @@ func dsn(abs string, readOnly bool) string {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "cache_size(-64000)") // KiB
+		// Commits never checkpoint: the checkpointer does it in the
+		// background (see checkpoint.go), so no write waits for an fsync.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 		// BEGIN IMMEDIATE: a write transaction takes the write lock at
 		// once rather than upgrading from a read lock, which could fail.
 		q.Set("_txlock", "immediate")
@@ -165,6 +172,7 @@ func (s *Store) MigrateDown(ctx context.Context) error {
 // last connection, checkpoints the WAL into the database file.
 func (s *Store) Close() error {
 	var errs []error
+	s.stopCheckpointer()
 	s.rs.close()
 	s.ws.close()
 	if s.r != nil {
