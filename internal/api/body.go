@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"io"
 	"net/http"
 	"strconv"
@@ -52,14 +53,19 @@ func (c *call) decodeBody(v any, required bool) error {
 		return e.With("HeaderName", "Content-Type").With("HeaderValue", ct).
 			With("Reason", "The request body must be JSON (application/json).")
 	}
-	var raw json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return batch.InvalidBody(err.Error())
-	}
 	if data[0] != '{' {
+		if !json.Valid(data) {
+			return batch.InvalidBody("The request body is not valid JSON.")
+		}
 		return batch.InvalidBody("The request body must be a JSON object.")
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	// Unmarshal checks the syntax of the whole body before it decodes.
+	if tg, ok := v.(*azbatch.TaskGroup); ok {
+		*tg, err = decodeTaskGroup(data)
+	} else {
+		err = json.Unmarshal(data, v)
+	}
+	if err != nil {
 		return batch.InvalidBody(err.Error())
 	}
 	return nil
