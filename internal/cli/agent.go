@@ -2,9 +2,12 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -35,6 +38,15 @@ node's files to the server. The join token comes from --token or KILN_AGENT_TOKE
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// KILN_AGENT_CPUPROFILE_DIR: write a CPU profile of this agent
+			// there when it exits in an orderly way (for kiln bench).
+			if dir := os.Getenv("KILN_AGENT_CPUPROFILE_DIR"); dir != "" {
+				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("agent-%d.pprof", os.Getpid())))
+				if err == nil && pprof.StartCPUProfile(f) == nil {
+					defer f.Close()
+					defer pprof.StopCPUProfile()
+				}
+			}
 			return agent.Run(ctx, cfg)
 		},
 	}
