@@ -21,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"github.com/kilnbatch/kiln/batchclient"
+	"github.com/kilnbatch/kiln/internal/provider/local"
 )
 
 // kilnBin is the kiln binary built once for the whole package.
@@ -141,8 +142,8 @@ func killAgents(dataDir string) {
 		var pid int
 		fmt.Sscan(strings.TrimSpace(string(b)), &pid)
 		if pid > 0 {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+			local.KillSession(pid) // and the tasks it leaves behind
 		}
 	}
 }

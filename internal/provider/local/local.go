@@ -132,8 +132,8 @@ func (p *Provider) Stop(ctx context.Context, n provider.NodeSpec) error {
 		for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil {
 			time.Sleep(50 * time.Millisecond)
 		}
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+		KillSession(pid)
 	}
 	if err := os.RemoveAll(root); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -160,4 +160,42 @@ func (p *Provider) Images() []provider.Image {
 		Version:        "latest",
 		OSType:         "linux",
 	}}
+}
+
+// KillSession kills every process of the session led by sid: an agent
+// started by this provider leads its own session, and its tasks (each in
+// its own process group) stay in it, so this also ends the tasks of an
+// agent that died without stopping them.
+func KillSession(sid int) {
+	if sid <= 0 {
+		return
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) start
+		// after the last ')': state ppid pgrp session ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 4 {
+			continue
+		}
+		if got, err := strconv.Atoi(f[3]); err == nil && got == sid {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
