@@ -68,7 +68,7 @@ type Task struct {
 	// "failure"; "" while it has none), indexed so that a job's failed
 	// tasks are found without reading its other tasks.
 	Result string
-	Doc       []byte
+	Doc    []byte
 }
 
 // TaskKey names one task.
