@@ -78,7 +78,7 @@ func (a *agent) accept(as protocol.Assignment) {
 	a.known[as.AttemptID] = at
 	a.wg.Add(1)
 	a.mu.Unlock()
-	a.log.Info("attempt accepted", "attempt", as.AttemptID, "kind", as.Kind, "job", as.JobID, "task", as.TaskID)
+	a.log.Debug("attempt accepted", "attempt", as.AttemptID, "kind", as.Kind, "job", as.JobID, "task", as.TaskID)
 	go a.runAttempt(at)
 }
 
@@ -142,7 +142,7 @@ func (a *agent) clean(rel string) {
 			a.log.Warn("clean failed", "dir", rel, "err", err)
 			return
 		}
-		a.log.Info("cleaned", "dir", rel)
+		a.log.Debug("cleaned", "dir", rel)
 	}()
 }
 
@@ -159,7 +159,7 @@ func (a *agent) runAttempt(at *attempt) {
 	ev := a.execute(at)
 	ev.Kind = protocol.EventCompleted
 	a.emit(at, ev)
-	a.log.Info("attempt completed", "attempt", at.as.AttemptID, "exitCode", deref(ev.ExitCode),
+	a.log.Debug("attempt completed", "attempt", at.as.AttemptID, "exitCode", deref(ev.ExitCode),
 		"failure", ev.Failure, "timedOut", ev.TimedOut, "killed", ev.Killed)
 }
 

@@ -108,8 +108,8 @@ func (s *Service) load(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		doc := &azbatch.Task{}
-		if err := doc.UnmarshalJSON(rec.Doc); err != nil {
+		doc, err := decodeTask(rec.Doc)
+		if err != nil {
 			return fmt.Errorf("load task %s/%s: %w", rec.JobID, rec.ID, err)
 		}
 		if doc.ExecutionInfo == nil {

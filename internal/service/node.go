@@ -165,11 +165,15 @@ func (s *Service) refreshNodeLocked(n *nodeState, w *store.Writes) {
 		st = azbatch.NodeStateIdle
 	}
 	changed := false
-	if deref(n.doc.State) != st {
+	if prev := deref(n.doc.State); prev != st {
 		now := s.now()
 		n.doc.State = &st
 		n.doc.StateTransitionTime = &now
-		changed = true
+		// Idle and running follow from the tasks, which the store records
+		// and a restart recomputes them from: a busy node flips between
+		// them on every sync, and writing the node each time cost a fifth
+		// of the server's CPU.
+		changed = !(busyOrIdle(prev) && busyOrIdle(st))
 	}
 	// Running counts change with every task; they are kept in memory and
 	// reach the store with the next state change (a restart recomputes them).
@@ -178,6 +182,10 @@ func (s *Service) refreshNodeLocked(n *nodeState, w *store.Writes) {
 	if changed && w != nil {
 		s.writeNode(n, w)
 	}
+}
+
+func busyOrIdle(st azbatch.NodeState) bool {
+	return st == azbatch.NodeStateIdle || st == azbatch.NodeStateRunning
 }
 
 // reconcilePoolLocked brings a pool's nodes toward its targets: it creates

@@ -54,8 +54,8 @@ func (s *Service) docLocked(ctx context.Context, t *taskState) (*azbatch.Task, e
 	if err != nil {
 		return nil, err
 	}
-	doc := &azbatch.Task{}
-	if err := doc.UnmarshalJSON(rec.Doc); err != nil {
+	doc, err := decodeTask(rec.Doc)
+	if err != nil {
 		return nil, err
 	}
 	if doc.ExecutionInfo == nil {
@@ -475,8 +475,8 @@ func (s *Service) taskLocked(ctx context.Context, account, jobID, taskID string)
 		}
 		return nil, nil, err
 	}
-	doc := &azbatch.Task{}
-	if err := doc.UnmarshalJSON(rec.Doc); err != nil {
+	doc, err := decodeTask(rec.Doc)
+	if err != nil {
 		return nil, nil, err
 	}
 	return nil, doc, nil

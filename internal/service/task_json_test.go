@@ -85,3 +85,35 @@ func BenchmarkEncodeTask(b *testing.B) {
 		}
 	})
 }
+
+// TestDecodeTaskMatchesAzbatch checks decodeTask reads what encodeTask
+// writes exactly as azbatch.Task.UnmarshalJSON does.
+func TestDecodeTaskMatchesAzbatch(t *testing.T) {
+	for name, task := range map[string]*azbatch.Task{
+		"Minimal": {ID: ptr("t"), CommandLine: ptr("true"), State: ptr(azbatch.TaskStateActive)},
+		"Full":    fullTask(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := encodeTask(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fast, err := decodeTask(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var slow azbatch.Task
+			if err := slow.UnmarshalJSON(b); err != nil {
+				t.Fatal(err)
+			}
+			fb, _ := fast.MarshalJSON()
+			sb, _ := slow.MarshalJSON()
+			if !reflect.DeepEqual(fast, &slow) && string(fb) != string(sb) {
+				t.Fatalf("decodeTask:\n%s\nazbatch:\n%s", fb, sb)
+			}
+		})
+	}
+	if _, err := decodeTask([]byte(`{"id":5}`)); err == nil {
+		t.Fatal("decodeTask accepted a number id")
+	}
+}
