@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -302,19 +301,4 @@ func agentVersion() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
-}
-
-// statusError is a non-2xx answer from the server.
-type statusError struct {
-	code int
-	body string
-}
-
-func (e *statusError) Error() string {
-	return "server answered " + strconv.Itoa(e.code) + " " + http.StatusText(e.code) + ": " + e.body
-}
-
-// fatal reports whether retrying cannot help (4xx other than 408 and 429).
-func (e *statusError) fatal() bool {
-	return e.code >= 400 && e.code < 500 && e.code != http.StatusRequestTimeout && e.code != http.StatusTooManyRequests
 }

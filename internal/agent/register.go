@@ -1,14 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/kilnbatch/kiln/internal/protocol"
@@ -22,7 +17,7 @@ var errOrphaned = errors.New("agent: no contact with the server within the orpha
 
 // register registers the node, retrying with backoff until it succeeds, ctx
 // ends (ctx.Err()), the orphan timeout passes (errOrphaned) or the server
-// refuses it (a fatal *statusError).
+// refuses it (a fatal *protocol.StatusError).
 func (a *agent) register(ctx context.Context) error {
 	var bo backoff
 	for {
@@ -30,7 +25,7 @@ func (a *agent) register(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if se := (*statusError)(nil); errors.As(err, &se) && se.fatal() {
+		if se := (*protocol.StatusError)(nil); errors.As(err, &se) && se.Fatal() {
 			return fmt.Errorf("agent: registration refused: %w", err)
 		}
 		if ctx.Err() != nil {
@@ -81,32 +76,7 @@ func (a *agent) registerOnce(ctx context.Context) error {
 	return nil
 }
 
-// post sends one JSON request and decodes a 2xx answer into out. Other
-// statuses give a *statusError.
+// post sends one protocol call (see protocol.Post).
 func (a *agent) post(ctx context.Context, path, token string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(a.cfg.ServerURL, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return &statusError{code: resp.StatusCode, body: strings.TrimSpace(string(msg))}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s response: %w", path, err)
-	}
-	return nil
+	return protocol.Post(ctx, a.client, a.cfg.ServerURL, path, token, in, out)
 }

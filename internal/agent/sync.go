@@ -105,8 +105,8 @@ func (a *agent) sync(ctx context.Context) (*protocol.SyncResponse, error) {
 		return &resp, nil
 	}
 	a.log.Debug("sync failed", "seq", req.Seq, "events", len(req.Events), "err", err)
-	if se := (*statusError)(nil); errors.As(err, &se) {
-		if se.code == http.StatusUnauthorized {
+	if se := (*protocol.StatusError)(nil); errors.As(err, &se) {
+		if se.Code == http.StatusUnauthorized {
 			return nil, errUnauthorized
 		}
 		return nil, err // a real answer, even if an interrupt came too late

@@ -16,12 +16,9 @@
 package simagent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -189,7 +186,7 @@ func (a *agent) register(ctx context.Context) error {
 			}
 			return nil
 		}
-		if se := (*StatusError)(nil); errors.As(err, &se) && se.fatal() {
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.Fatal() {
 			return fmt.Errorf("simagent %s: registration refused: %w", a.cfg.NodeID, err)
 		}
 		if ctx.Err() != nil {
@@ -289,54 +286,13 @@ func (a *agent) knownIDs() []string {
 	return ids
 }
 
-// post sends one JSON request and decodes a 2xx answer into out; other
-// statuses give a *StatusError. The body is read to its end so that the
-// connection is reused.
+// post sends one protocol call (see protocol.Post).
 func (a *agent) post(ctx context.Context, path, token string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := a.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(msg))}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s response: %w", path, err)
-	}
-	return nil
+	return protocol.Post(ctx, a.cfg.HTTPClient, a.url, path, token, in, out)
 }
 
 // StatusError is a non-2xx answer from the server.
-type StatusError struct {
-	Code int
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("server answered %d %s: %s", e.Code, http.StatusText(e.Code), e.Body)
-}
-
-// fatal reports whether retrying cannot help (4xx other than 408 and 429).
-func (e *StatusError) fatal() bool {
-	return e.Code >= 400 && e.Code < 500 && e.Code != http.StatusRequestTimeout && e.Code != http.StatusTooManyRequests
-}
+type StatusError = protocol.StatusError
 
 func isStatus(err error, code int) bool {
 	se := (*StatusError)(nil)
