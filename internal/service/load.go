@@ -98,44 +98,25 @@ func (s *Service) load(ctx context.Context) error {
 		s.nodes[n.id] = n
 		s.tokens[n.token] = n
 	}
-	tasks, err := st.TaskListUnfinished(ctx)
-	if err != nil {
-		return err
-	}
+	// Unfinished tasks, a page at a time in seq order (so each job's queue
+	// keeps its order). Queued tasks are rebuilt from their columns alone:
+	// their documents stay in the store.
 	var w store.Writes
-	for _, rec := range tasks {
-		j, ok := s.jobs[key(rec.Account, rec.JobID)]
-		if !ok {
-			continue
-		}
-		doc, err := decodeTask(rec.Doc)
+	const page = 10000
+	var after int64
+	for {
+		recs, err := st.TaskListUnfinishedPage(ctx, after, page)
 		if err != nil {
-			return fmt.Errorf("load task %s/%s: %w", rec.JobID, rec.ID, err)
+			return err
 		}
-		if doc.ExecutionInfo == nil {
-			doc.ExecutionInfo = &azbatch.TaskExecutionInfo{RetryCount: ptr(int32(0)), RequeueCount: ptr(int32(0))}
+		for _, rec := range recs {
+			after = rec.Seq
+			if err := s.loadTask(rec, &w); err != nil {
+				return err
+			}
 		}
-		t := newTaskState(j, doc)
-		t.slots = int(max(rec.Slots, 1))
-		s.tasks[t.key()] = t
-		j.counts.add(doc, int32(t.slots), 1)
-		switch {
-		case rec.AttemptID != "" && s.nodes[rec.NodeID] != nil:
-			n := s.nodes[rec.NodeID]
-			a := &attempt{id: rec.AttemptID, task: t, deliveredIn: -1}
-			a.assignment = s.taskAssignment(t, a.id)
-			t.attempt, t.node = a, n
-			n.attempts[a.id] = a
-			n.used += t.slots
-			j.running++
-		case t.state() != azbatch.TaskStateActive:
-			// Its node is gone: run it again elsewhere.
-			s.requeueTaskLocked(t, &w)
-		case j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled:
-			j.push(t)
-			t.doc = nil // queued: the store has it
-		default:
-			t.doc = nil
+		if len(recs) < page {
+			break
 		}
 	}
 	for _, p := range s.pools {
@@ -178,4 +159,52 @@ func (s *Service) loadCompletedCounts(ctx context.Context, j *jobState) error {
 			return nil
 		}
 	}
+}
+
+// loadTask rebuilds one unfinished task at start.
+func (s *Service) loadTask(rec store.Task, w *store.Writes) error {
+	j, ok := s.jobs[key(rec.Account, rec.JobID)]
+	if !ok {
+		return nil
+	}
+	slots := int(max(rec.Slots, 1))
+	if rec.State == string(azbatch.TaskStateActive) && rec.AttemptID == "" {
+		t := &taskState{job: j, tid: rec.ID, slots: slots}
+		s.tasks[t.key()] = t
+		j.counts.add(nil, int32(slots), 1)
+		if j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled {
+			j.push(t)
+		}
+		return nil
+	}
+	doc, err := decodeTask(rec.Doc)
+	if err != nil {
+		return fmt.Errorf("load task %s/%s: %w", rec.JobID, rec.ID, err)
+	}
+	if doc.ExecutionInfo == nil {
+		doc.ExecutionInfo = &azbatch.TaskExecutionInfo{RetryCount: ptr(int32(0)), RequeueCount: ptr(int32(0))}
+	}
+	t := newTaskState(j, doc)
+	t.slots = slots
+	s.tasks[t.key()] = t
+	j.counts.add(doc, int32(t.slots), 1)
+	switch {
+	case rec.AttemptID != "" && s.nodes[rec.NodeID] != nil:
+		n := s.nodes[rec.NodeID]
+		a := &attempt{id: rec.AttemptID, task: t, deliveredIn: -1}
+		a.assignment = s.taskAssignment(t, a.id)
+		t.attempt, t.node = a, n
+		n.attempts[a.id] = a
+		n.used += t.slots
+		j.running++
+	case t.state() != azbatch.TaskStateActive:
+		// Its node is gone: run it again elsewhere.
+		s.requeueTaskLocked(t, w)
+	case j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled:
+		j.push(t)
+		t.doc = nil // queued: the store has it
+	default:
+		t.doc = nil
+	}
+	return nil
 }

@@ -141,6 +141,11 @@ type Store interface {
 	// accounts and jobs, ordered by (account, job, seq): the scheduler rebuilds
 	// its queues from it at start.
 	TaskListUnfinished(ctx context.Context) ([]Task, error)
+	// TaskListUnfinishedPage returns at most limit tasks not in state
+	// completed with Seq > afterSeq, across all accounts and jobs, in Seq
+	// order: a restarting server reads a million unfinished tasks a page at
+	// a time instead of all at once.
+	TaskListUnfinishedPage(ctx context.Context, afterSeq int64, limit int) ([]Task, error)
 	// TaskCounts returns per-state counts of one job's tasks with the sum of
 	// their Slots.
 	TaskCounts(ctx context.Context, account, jobID string) ([]StateCount, error)

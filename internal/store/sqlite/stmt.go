@@ -108,10 +108,11 @@ type readStmts struct {
 	jobGet  *sql.Stmt
 	jobList *sql.Stmt
 
-	taskGet            *sql.Stmt
-	taskList           *sql.Stmt
-	taskListUnfinished *sql.Stmt
-	taskCounts         *sql.Stmt
+	taskGet                *sql.Stmt
+	taskList               *sql.Stmt
+	taskListUnfinished     *sql.Stmt
+	taskListUnfinishedPage *sql.Stmt
+	taskCounts             *sql.Stmt
 }
 
 // Read queries. The tasks ones are checked against their intended plans in
@@ -123,6 +124,9 @@ const (
 	// The WHERE term repeats tasks_unfinished's verbatim.
 	qTaskListUnfinished = `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_unfinished
 		WHERE state <> 'completed' ORDER BY account, job_id, seq`
+	// The WHERE term repeats tasks_unfinished_seq's verbatim.
+	qTaskListUnfinishedPage = `SELECT ` + taskCols + ` FROM tasks INDEXED BY tasks_unfinished_seq
+		WHERE state <> 'completed' AND seq > ? ORDER BY seq LIMIT ?`
 	qTaskCounts = `SELECT state, count, slots FROM task_counts
 		WHERE account = ? AND job_id = ? AND count > 0 ORDER BY state`
 	// The seq and state of the tasks whose keys are given as a JSON array of
@@ -152,6 +156,7 @@ func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&rs.taskGet, qTaskGet},
 		{&rs.taskList, qTaskList},
 		{&rs.taskListUnfinished, qTaskListUnfinished},
+		{&rs.taskListUnfinishedPage, qTaskListUnfinishedPage},
 		{&rs.taskCounts, qTaskCounts},
 	})
 }
@@ -159,7 +164,7 @@ func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 func (rs *readStmts) close() {
 	closeAll(rs.accountGet, rs.accountList, rs.poolGet, rs.poolList,
 		rs.nodeGet, rs.nodeListByPool, rs.nodeListAll, rs.jobGet, rs.jobList,
-		rs.taskGet, rs.taskList, rs.taskListUnfinished, rs.taskCounts)
+		rs.taskGet, rs.taskList, rs.taskListUnfinished, rs.taskListUnfinishedPage, rs.taskCounts)
 }
 
 type stmtDef struct {

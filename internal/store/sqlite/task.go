@@ -157,3 +157,17 @@ func scanTask(r scanner) (store.Task, error) {
 	err := r.Scan(&t.Account, &t.JobID, &t.ID, &t.Seq, &t.State, &t.NodeID, &t.AttemptID, &t.Slots, &t.Result, &t.Doc)
 	return t, err
 }
+
+// TaskListUnfinishedPage returns unfinished tasks after afterSeq in seq
+// order, at most limit of them (limit <= 0: all).
+func (s *Store) TaskListUnfinishedPage(ctx context.Context, afterSeq int64, limit int) ([]store.Task, error) {
+	l := int64(limit)
+	if l <= 0 {
+		l = -1
+	}
+	rows, err := s.rs.taskListUnfinishedPage.QueryContext(ctx, afterSeq, l)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: task list unfinished page: %w", err)
+	}
+	return collect(rows, scanTask)
+}

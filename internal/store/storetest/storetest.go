@@ -56,6 +56,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("TaskGet", func(t *testing.T) { t.Parallel(); testTaskGet(t, setup) })
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); testTaskList(t, setup) })
 	t.Run("TaskListUnfinished", func(t *testing.T) { t.Parallel(); testTaskListUnfinished(t, setup) })
+	t.Run("TaskListUnfinishedPage", func(t *testing.T) { t.Parallel(); testTaskListUnfinishedPage(t, setup) })
 	t.Run("TaskListResult", func(t *testing.T) { t.Parallel(); testTaskListResult(t, setup) })
 	t.Run("TaskCounts", func(t *testing.T) { t.Parallel(); testTaskCounts(t, setup) })
 	t.Run("Apply", func(t *testing.T) { t.Parallel(); testApply(t, setup) })

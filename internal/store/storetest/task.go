@@ -480,3 +480,42 @@ func testTaskListResult(t *testing.T, setup setupFunc) {
 	requireNoError(t, err)
 	requireEqual(t, "t00 result", got.Result, "failure")
 }
+
+// testTaskListUnfinishedPage checks paging through unfinished tasks in seq
+// order across jobs and accounts.
+func testTaskListUnfinishedPage(t *testing.T, setup setupFunc) {
+	b := setup(t)
+	var want []string
+	for i := range 10 {
+		tk := task([]string{"a", "b"}[i%2], []string{"j1", "j2", "j3"}[i%3], fmt.Sprintf("t%02d", i))
+		if i%4 == 3 {
+			tk.State = "completed"
+		} else {
+			want = append(want, tk.ID)
+		}
+		b.insertTasks(t, tk)
+	}
+	var got []string
+	var after int64
+	for {
+		page, err := b.s.TaskListUnfinishedPage(b.ctx, after, 3)
+		requireNoError(t, err)
+		if len(page) > 3 {
+			t.Fatalf("page of %d tasks, limit 3", len(page))
+		}
+		for _, tk := range page {
+			if tk.Seq <= after {
+				t.Fatalf("task %s seq %d not after %d", tk.ID, tk.Seq, after)
+			}
+			after = tk.Seq
+			got = append(got, tk.ID)
+		}
+		if len(page) < 3 {
+			break
+		}
+	}
+	requireEqual(t, "unfinished ids", fmt.Sprint(got), fmt.Sprint(want))
+	all, err := b.s.TaskListUnfinishedPage(b.ctx, 0, 0)
+	requireNoError(t, err)
+	requireEqual(t, "all unfinished", len(all), len(want))
+}
