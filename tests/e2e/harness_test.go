@@ -33,7 +33,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	kilnBin = filepath.Join(dir, "kiln")
-	build := exec.Command("go", "build", "-o", kilnBin, "../../cmd/kiln")
+	// KILN_E2E_RACE=1 builds the server and agents with the race detector.
+	args := []string{"build", "-o", kilnBin}
+	if os.Getenv("KILN_E2E_RACE") != "" {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../../cmd/kiln")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building kiln:", err)
