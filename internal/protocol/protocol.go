@@ -73,6 +73,9 @@ type NodeConfig struct {
 	TaskSlots   int    `json:"taskSlots"`
 	NodeSecret  string `json:"nodeSecret"` // signs file-server requests from the server
 	AffinityID  string `json:"affinityId"`
+	// Packages are the pool's application packages: installed when the
+	// node joins, before its start task runs.
+	Packages []Package `json:"packages,omitempty"`
 }
 
 // SyncRequest is the agent's heartbeat: its events since the last
@@ -140,18 +143,68 @@ type Assignment struct {
 	MaxWallClock   Duration          `json:"maxWallClock,omitempty"` // 0: unlimited
 	RequiredSlots  int               `json:"requiredSlots"`
 	WaitForSuccess bool              `json:"waitForSuccess,omitempty"`
-	// ResourceFiles to download before running (httpUrl form only in v1).
+	// ResourceFiles to download before running (task state preparing).
 	ResourceFiles []ResourceFile `json:"resourceFiles,omitempty"`
+	// OutputFiles to upload after the process exits, by condition.
+	OutputFiles []OutputFile `json:"outputFiles,omitempty"`
+	// Packages are the application packages the task needs: the pool's
+	// (already installed when the node joined) and the task's own. The agent
+	// installs each name+version once per node and sets
+	// AZ_BATCH_APP_PACKAGE_* for every one of them.
+	Packages []Package `json:"packages,omitempty"`
 	// DeliveredIn is the Seq of the sync request whose response carried this
 	// assignment; set by the server, echoed for debugging.
 	DeliveredIn int64 `json:"deliveredIn"`
 }
 
-// ResourceFile is a file to fetch into the task's working directory.
+// ResourceFile is a file, or the blobs of a container, to fetch into the
+// task's working directory. Exactly one of URL and ContainerURL is set.
 type ResourceFile struct {
-	URL      string `json:"url"`
-	FilePath string `json:"filePath"`
-	FileMode string `json:"fileMode,omitempty"`
+	// URL (Azure's httpUrl) is fetched with a plain GET to FilePath.
+	URL string `json:"url,omitempty"`
+	// ContainerURL is an Azure Blob container URL with a SAS token that
+	// grants read and list: the task's storageContainerUrl as given, or a
+	// Kiln storage container (autoStorageContainerName) the server signed.
+	// Every blob whose name starts with BlobPrefix is downloaded to
+	// FilePath/<blob name> (FilePath may be empty: the working directory).
+	ContainerURL string `json:"containerUrl,omitempty"`
+	BlobPrefix   string `json:"blobPrefix,omitempty"`
+	FilePath     string `json:"filePath"`
+	FileMode     string `json:"fileMode,omitempty"`
+}
+
+// Upload conditions of output files (Azure's OutputFileUploadCondition).
+const (
+	UploadOnSuccess    = "tasksuccess"
+	UploadOnFailure    = "taskfailure"
+	UploadOnCompletion = "taskcompletion"
+)
+
+// OutputFile is Azure's OutputFile with its destination flattened: files of
+// the task matching FilePattern are uploaded to the Azure Blob container
+// ContainerURL (with a SAS token granting write; Kiln storage speaks the same
+// protocol) when UploadCondition holds.
+type OutputFile struct {
+	// FilePattern is relative to the working directory (Azure's glob rules:
+	// *, ?, **, [abc]; no "..").
+	FilePattern  string `json:"filePattern"`
+	ContainerURL string `json:"containerUrl"`
+	// Path is the blob name for a pattern without wildcards, otherwise the
+	// virtual directory prepended to each matched file's relative path.
+	Path            string            `json:"path,omitempty"`
+	UploadCondition string            `json:"uploadCondition"`
+	UploadHeaders   map[string]string `json:"uploadHeaders,omitempty"`
+}
+
+// Package is one application package version to install on the node.
+type Package struct {
+	ApplicationID string `json:"applicationId"`
+	Version       string `json:"version"`
+	// IsDefault: Version is the application's default version, so the
+	// agent also sets AZ_BATCH_APP_PACKAGE_<applicationId>.
+	IsDefault bool `json:"isDefault,omitempty"`
+	// URL is a signed URL of the package's zip file (GET).
+	URL string `json:"url"`
 }
 
 // Event kinds.
@@ -179,7 +232,17 @@ type FailureInfo struct {
 	Category string `json:"category"` // usererror | servererror
 	Code     string `json:"code"`
 	Message  string `json:"message"`
+	// Phase says when the failure happened, for exit conditions:
+	// PhasePreProcessing (resource files, application packages, could not
+	// start), PhaseFileUpload (output files), or "" (the process itself).
+	Phase string `json:"phase,omitempty"`
 }
+
+// Failure phases.
+const (
+	PhasePreProcessing = "preprocessing"
+	PhaseFileUpload    = "fileupload"
+)
 
 // NodeMetrics are resource figures sampled on the node.
 type NodeMetrics struct {
