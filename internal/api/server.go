@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kilnbatch/kiln/internal/applications"
 	"github.com/kilnbatch/kiln/internal/batch"
 	"github.com/kilnbatch/kiln/internal/service"
 	"github.com/kilnbatch/kiln/sharedkey"
@@ -27,6 +28,13 @@ type Config struct {
 	// AgentHandler serves /agent/v1/* (the agent protocol), mounted at
 	// /agent/ without Shared Key auth. May be nil (then /agent/ is 404).
 	AgentHandler http.Handler
+	// StorageHandler serves Kiln storage (Azure Blob protocol, SAS
+	// authentication of its own) under /storage/, with the prefix
+	// stripped. May be nil (then /storage/ is 404).
+	StorageHandler http.Handler
+	// Applications holds application packages (nil: the application
+	// routes answer 501).
+	Applications *applications.Registry
 	// Logger receives request errors and panics. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for signature freshness and error timestamps.
@@ -42,12 +50,13 @@ type server struct {
 	verifier *sharedkey.Verifier
 	mux      *http.ServeMux // Azure Batch routes, behind auth
 	files    *http.Client   // talks to agent file servers
+	apps     *applications.Registry
 }
 
 // New returns the HTTP handler of the whole server: GET /healthz, the agent
 // protocol under /agent/ and every Azure Batch route.
 func New(cfg Config) http.Handler {
-	s := &server{ops: cfg.Ops, log: cfg.Logger, now: cfg.Now}
+	s := &server{ops: cfg.Ops, log: cfg.Logger, now: cfg.Now, apps: cfg.Applications}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -68,6 +77,10 @@ func New(cfg Config) http.Handler {
 		root.Handle("/agent/", cfg.AgentHandler)
 	} else {
 		root.Handle("/agent/", http.NotFoundHandler())
+	}
+	if cfg.StorageHandler != nil {
+		root.Handle("/storage", http.StripPrefix("/storage", cfg.StorageHandler))
+		root.Handle("/storage/", http.StripPrefix("/storage", cfg.StorageHandler))
 	}
 	root.Handle("/", http.HandlerFunc(s.serveBatch))
 	return s.recoverer(root)
@@ -142,6 +155,14 @@ func (s *server) routes() {
 	h("HEAD /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileProperties)
 	h("DELETE /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileDelete)
 
+	// Applications (data plane) and their management (Kiln's own routes).
+	h("GET /applications", s.applicationList)
+	h("GET /applications/{applicationId}", s.applicationGet)
+	h("PUT /kiln/applications/{applicationId}", s.applicationPut)
+	h("DELETE /kiln/applications/{applicationId}", s.applicationDelete)
+	h("PUT /kiln/applications/{applicationId}/versions/{version}", s.applicationVersionPut)
+	h("DELETE /kiln/applications/{applicationId}/versions/{version}", s.applicationVersionDelete)
+
 	// Azure operations Kiln does not implement yet (501 NotImplemented).
 	// Certificate paths with parentheses are handled in s.fallback.
 	for pattern, op := range notImplemented {
@@ -153,8 +174,6 @@ func (s *server) routes() {
 // notImplemented maps the routes of the remaining Azure Batch operations
 // (current and older api-versions) to their operation names.
 var notImplemented = map[string]string{
-	"GET /applications":                                             "Application_List",
-	"GET /applications/{applicationId}":                             "Application_Get",
 	"GET /poolusagemetrics":                                         "Pool_ListUsageMetrics",
 	"GET /lifetimepoolstats":                                        "Pool_GetAllLifetimeStatistics",
 	"GET /lifetimejobstats":                                         "Job_GetAllLifetimeStatistics",

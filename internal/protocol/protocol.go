@@ -205,6 +205,10 @@ type Package struct {
 	IsDefault bool `json:"isDefault,omitempty"`
 	// URL is a signed URL of the package's zip file (GET).
 	URL string `json:"url"`
+	// Error, when set, says why the server could not resolve the package
+	// (no such application or version): the attempt fails with
+	// ApplicationPackageError without running.
+	Error string `json:"error,omitempty"`
 }
 
 // Event kinds.

@@ -141,6 +141,7 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 			TaskSlots:   n.slots,
 			NodeSecret:  n.secret,
 			AffinityID:  deref(n.doc.AffinityID),
+			Packages:    s.packageOrders(n.account, n.pool.doc.ApplicationPackageReferences),
 		},
 	}, http.StatusOK, nil
 }

@@ -82,7 +82,7 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 // assignLocked creates a new attempt of t on n.
 func (s *Service) assignLocked(t *taskState, n *nodeState, w *store.Writes) {
 	a := &attempt{id: randomHex(12), task: t}
-	a.assignment = s.taskAssignment(t, a.id)
+	a.assignment = s.taskAssignment(t, n, a.id)
 	t.attempt, t.node = a, n
 	n.attempts[a.id] = a
 	n.used += t.slots
@@ -104,7 +104,7 @@ func (s *Service) assignLocked(t *taskState, n *nodeState, w *store.Writes) {
 	n.wakeLocked()
 }
 
-func (s *Service) taskAssignment(t *taskState, attemptID string) protocol.Assignment {
+func (s *Service) taskAssignment(t *taskState, n *nodeState, attemptID string) protocol.Assignment {
 	env := map[string]string{}
 	for _, e := range t.job.doc.CommonEnvironmentSettings {
 		env[deref(e.Name)] = deref(e.Value)
@@ -118,10 +118,6 @@ func (s *Service) taskAssignment(t *taskState, attemptID string) protocol.Assign
 			wall = d
 		}
 	}
-	var rfs []protocol.ResourceFile
-	for _, rf := range t.doc.ResourceFiles {
-		rfs = append(rfs, protocol.ResourceFile{URL: deref(rf.HTTPURL), FilePath: deref(rf.FilePath), FileMode: deref(rf.FileMode)})
-	}
 	return protocol.Assignment{
 		AttemptID:     attemptID,
 		Kind:          protocol.KindTask,
@@ -132,7 +128,9 @@ func (s *Service) taskAssignment(t *taskState, attemptID string) protocol.Assign
 		Env:           env,
 		MaxWallClock:  protocol.Duration(wall),
 		RequiredSlots: t.slots,
-		ResourceFiles: rfs,
+		ResourceFiles: s.resourceFileOrders(t.doc.ResourceFiles),
+		OutputFiles:   outputFileOrders(t.doc.OutputFiles),
+		Packages:      s.packageOrders(t.job.account, n.pool.doc.ApplicationPackageReferences, t.doc.ApplicationPackageReferences),
 	}
 }
 
@@ -163,10 +161,6 @@ func (s *Service) runStartTaskLocked(n *nodeState, retryCount int32, w *store.Wr
 	for _, e := range st.EnvironmentSettings {
 		env[deref(e.Name)] = deref(e.Value)
 	}
-	var rfs []protocol.ResourceFile
-	for _, rf := range st.ResourceFiles {
-		rfs = append(rfs, protocol.ResourceFile{URL: deref(rf.HTTPURL), FilePath: deref(rf.FilePath), FileMode: deref(rf.FileMode)})
-	}
 	a.assignment = protocol.Assignment{
 		AttemptID:      a.id,
 		Kind:           protocol.KindStartTask,
@@ -174,7 +168,8 @@ func (s *Service) runStartTaskLocked(n *nodeState, retryCount int32, w *store.Wr
 		Dir:            "startup",
 		Env:            env,
 		WaitForSuccess: deref(st.WaitForSuccess),
-		ResourceFiles:  rfs,
+		ResourceFiles:  s.resourceFileOrders(st.ResourceFiles),
+		Packages:       s.packageOrders(n.pool.account, n.pool.doc.ApplicationPackageReferences),
 	}
 	n.attempts[a.id] = a
 	n.startTask = a

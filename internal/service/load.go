@@ -192,7 +192,7 @@ func (s *Service) loadTask(rec store.Task, w *store.Writes) error {
 	case rec.AttemptID != "" && s.nodes[rec.NodeID] != nil:
 		n := s.nodes[rec.NodeID]
 		a := &attempt{id: rec.AttemptID, task: t, deliveredIn: -1}
-		a.assignment = s.taskAssignment(t, a.id)
+		a.assignment = s.taskAssignment(t, n, a.id)
 		t.attempt, t.node = a, n
 		n.attempts[a.id] = a
 		n.used += t.slots

@@ -114,9 +114,12 @@ func validateResizeTimeout(v *string) error {
 	return nil
 }
 
-func validateStartTask(st *azbatch.StartTask) error {
+func (s *Service) validateStartTask(st *azbatch.StartTask) error {
 	if st == nil {
 		return nil
+	}
+	if err := s.validateResourceFiles("startTask.resourceFiles", st.ResourceFiles); err != nil {
+		return err
 	}
 	if strings.TrimSpace(deref(st.CommandLine)) == "" {
 		return batch.MissingProperty("startTask.commandLine")
@@ -163,7 +166,10 @@ func (s *Service) addPool(ctx context.Context, account string, c *azbatch.Create
 	if err := validateNodeFill(c.TaskSchedulingPolicy); err != nil {
 		return err
 	}
-	if err := validateStartTask(c.StartTask); err != nil {
+	if err := s.validateStartTask(c.StartTask); err != nil {
+		return err
+	}
+	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
 		return err
 	}
 
@@ -320,7 +326,10 @@ func (s *Service) writablePoolLocked(account, poolID string, cond Conditions) (*
 
 // PoolPatch updates the properties a patch names; others keep their value.
 func (s *Service) PoolPatch(ctx context.Context, account, poolID string, c *azbatch.UpdatePoolContent, cond Conditions) (Object, error) {
-	if err := validateStartTask(c.StartTask); err != nil {
+	if err := s.validateStartTask(c.StartTask); err != nil {
+		return Object{}, err
+	}
+	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
 		return Object{}, err
 	}
 	if err := validateNodeFill(c.TaskSchedulingPolicy); err != nil {
@@ -364,7 +373,10 @@ func (s *Service) PoolPatch(ctx context.Context, account, poolID string, c *azba
 
 // PoolReplace replaces the updatable properties: those absent are cleared.
 func (s *Service) PoolReplace(ctx context.Context, account, poolID string, c *azbatch.ReplacePoolContent, cond Conditions) (Object, error) {
-	if err := validateStartTask(c.StartTask); err != nil {
+	if err := s.validateStartTask(c.StartTask); err != nil {
+		return Object{}, err
+	}
+	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
 		return Object{}, err
 	}
 	if c.Metadata == nil {

@@ -49,6 +49,11 @@ type Config struct {
 	AccountURL        func(account string) string
 	HeartbeatInterval time.Duration
 	NodeTimeout       time.Duration
+	// Storage signs URLs of Kiln's storage for autoStorageContainerName
+	// resource files (nil: no storage; such files are refused).
+	Storage StorageLinks
+	// Applications resolves application package references (nil: none).
+	Applications Applications
 	Logger            *slog.Logger
 	Now               func() time.Time
 }

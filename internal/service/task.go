@@ -202,16 +202,14 @@ func (s *Service) newTaskDoc(account, jobID string, c *azbatch.CreateTaskContent
 	if c.MultiInstanceSettings != nil {
 		return nil, batch.InvalidProperty("multiInstanceSettings", "", "Multi-instance tasks are not supported by this Kiln version yet.")
 	}
-	for i, rf := range c.ResourceFiles {
-		if deref(rf.HTTPURL) == "" {
-			return nil, batch.InvalidProperty("resourceFiles["+itoa(int32(i))+"]", "", "This Kiln version downloads only httpUrl resource files.")
-		}
-		if deref(rf.FilePath) == "" {
-			return nil, batch.MissingProperty("resourceFiles[" + itoa(int32(i)) + "].filePath")
-		}
-		if escapesDir(deref(rf.FilePath)) {
-			return nil, batch.InvalidProperty("resourceFiles["+itoa(int32(i))+"].filePath", deref(rf.FilePath), "The file path must stay inside the task working directory.")
-		}
+	if err := s.validateResourceFiles("resourceFiles", c.ResourceFiles); err != nil {
+		return nil, err
+	}
+	if err := validateOutputFiles(c.OutputFiles); err != nil {
+		return nil, err
+	}
+	if err := validatePackageRefs("applicationPackageReferences", c.ApplicationPackageReferences); err != nil {
+		return nil, err
 	}
 	slots := deref(c.RequiredSlots)
 	if c.RequiredSlots != nil && slots < 1 {
