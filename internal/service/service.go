@@ -54,8 +54,8 @@ type Config struct {
 	Storage StorageLinks
 	// Applications resolves application package references (nil: none).
 	Applications Applications
-	Logger            *slog.Logger
-	Now               func() time.Time
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Service implements Operations and the agent protocol.
