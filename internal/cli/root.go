@@ -23,7 +23,9 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	AddClientCommands(root)
+	o := &globalOptions{}
+	addClientCommands(root, o)
+	root.AddCommand(newStorageCommand(o))
 	root.AddCommand(newServerCommand(), newAgentCommand(), newBenchCommand())
 	return root
 }
