@@ -58,7 +58,8 @@ func (s *storageOptions) transfer(ctx context.Context, cmd *cobra.Command, items
 		total += it.size
 	}
 	var moved, filesDone atomic.Int64
-	stopBar := s.startBar(cmd.ErrOrStderr(), total, len(items), &moved, &filesDone)
+	stderr := cmd.ErrOrStderr()
+	stopBar := startBar(stderr, s.isTerminal != nil && s.isTerminal(stderr), total, len(items), &moved, &filesDone)
 
 	parent := ctx
 	ctx, cancel := context.WithCancel(parent)
@@ -112,10 +113,10 @@ feed:
 }
 
 // startBar draws "[####....]  45%  12.0 MiB/26.7 MiB  3/12 files  4s" on w
-// while a transfer runs, if w is a terminal. stop ends the line, with a
-// final state if ok.
-func (s *storageOptions) startBar(w io.Writer, total int64, files int, moved, filesDone *atomic.Int64) (stop func(ok bool)) {
-	if s.isTerminal == nil || !s.isTerminal(w) {
+// while a transfer runs, if tty (w is a terminal); a transfer of one file
+// has no file count. stop ends the line, with a final state if ok.
+func startBar(w io.Writer, tty bool, total int64, files int, moved, filesDone *atomic.Int64) (stop func(ok bool)) {
+	if !tty {
 		return func(bool) {}
 	}
 	rep := progress.NewAt(w, true, time.Now)
@@ -128,8 +129,11 @@ func (s *storageOptions) startBar(w io.Writer, total int64, files int, moved, fi
 		} else {
 			num, den = int(filesDone.Load()), files
 		}
-		return fmt.Sprintf("%s %3d%%  %s/%s  %d/%d files", progress.Bar(num, den, 0), progress.Percent(num, den),
-			output.Size(&done), output.Size(&total), filesDone.Load(), files)
+		line := fmt.Sprintf("%s %3d%%  %s/%s", progress.Bar(num, den, 0), progress.Percent(num, den), output.Size(&done), output.Size(&total))
+		if files > 1 {
+			line += fmt.Sprintf("  %d/%d files", filesDone.Load(), files)
+		}
+		return line
 	}
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
