@@ -8,8 +8,9 @@
 // protocol.PathSync; docs/agent-protocol.md describes the exchange. The shape
 // follows Nomad's client: Run owns registration and the sync loop (sync.go),
 // each attempt runs in its own goroutine (attempt.go) with one file per
-// concern (env.go, resource_files.go), and the outbox (outbox.go) holds
-// events until the server acknowledges them.
+// concern (env.go, packages.go, resource_files.go, resource_containers.go,
+// output_files.go, all storage through storage.go), and the outbox
+// (outbox.go) holds events until the server acknowledges them.
 package agent
 
 import (
@@ -62,7 +63,8 @@ type Config struct {
 	OrphanTimeout time.Duration
 	// Logger receives the agent's logs. Default slog.Default().
 	Logger *slog.Logger
-	// HTTPClient is used for the server and for resource file downloads.
+	// HTTPClient is used for the server, and for resource files, output
+	// files and application packages (Azure Blob storage included).
 	// Default: a new client on http.DefaultTransport. It must not set a
 	// Timeout shorter than the long poll; the agent bounds every request
 	// with a context.
@@ -128,6 +130,9 @@ type agent struct {
 	// cleaning holds the clean orders in progress (guarded by mu; nil
 	// until the first).
 	cleaning map[*pendingClean]struct{}
+
+	// pkgs installs application packages under <root>/applications.
+	pkgs *packageInstaller
 }
 
 func newAgent(cfg Config) (*agent, error) {
@@ -168,6 +173,7 @@ func newAgent(cfg Config) (*agent, error) {
 	if a.root, err = os.OpenRoot(dir); err != nil {
 		return nil, fmt.Errorf("agent: root directory: %w", err)
 	}
+	a.pkgs = newPackageInstaller(a.root, a.client, a.log)
 	a.hostname, _ = os.Hostname()
 	a.ip = outboundIP(cfg.ServerURL)
 	a.tasksCtx, a.stopAll = context.WithCancel(context.Background())

@@ -532,13 +532,19 @@ func TestRun_Failures(t *testing.T) {
 		{task("f-quote", "echo 'unterminated"), agent.CategoryUserError, agent.CodeCommandLineInvalid},
 		{task("f-path", "kiln-no-such-program --flag"), agent.CategoryUserError, agent.CodeCommandProgramNotFound},
 		{task("f-abs", "/nonexistent/program"), agent.CategoryUserError, agent.CodeCommandProgramNotFound},
-		{notExecutable, agent.CategoryUserError, agent.CodeCommandStartFailed},
+		{notExecutable, agent.CategoryUserError, agent.CodeCommandLaunchFailed},
 		{withFiles(task("f-404", "true"), protocol.ResourceFile{URL: s.srv.URL + "/blobs/missing?sig=secret", FilePath: "x"}),
-			agent.CategoryUserError, agent.CodeResourceFileDownloadFailed},
+			agent.CategoryUserError, agent.CodeBlobNotFound},
+		{withFiles(task("f-403", "true"), protocol.ResourceFile{URL: s.srv.URL + "/forbidden?sig=secret", FilePath: "x"}),
+			agent.CategoryUserError, agent.CodeBlobAccessDenied},
+		{withFiles(task("f-500", "true"), protocol.ResourceFile{URL: s.srv.URL + "/broken?sig=secret", FilePath: "x"}),
+			agent.CategoryUserError, agent.CodeBlobDownloadMiscError},
 		{withFiles(task("f-escape", "true"), protocol.ResourceFile{URL: s.srv.URL + "/blobs/ok.txt", FilePath: "../../x"}),
-			agent.CategoryUserError, agent.CodeResourceFileDownloadFailed},
+			agent.CategoryUserError, agent.CodeBlobDownloadMiscError},
 		{withFiles(task("f-mode", "true"), protocol.ResourceFile{URL: s.srv.URL + "/blobs/ok.txt", FilePath: "x", FileMode: "rwx"}),
-			agent.CategoryUserError, agent.CodeResourceFileDownloadFailed},
+			agent.CategoryUserError, agent.CodeBlobDownloadMiscError},
+		{withFiles(task("f-none", "true"), protocol.ResourceFile{FilePath: "x"}),
+			agent.CategoryUserError, agent.CodeBlobDownloadMiscError},
 		{badDir, agent.CategoryServerError, agent.CodeTaskDirectoryInvalid},
 	}
 	for _, tc := range cases {
@@ -546,8 +552,9 @@ func TestRun_Failures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c := s.waitEvent(tc.as.AttemptID, protocol.EventCompleted)
-		if c.Failure == nil || c.Failure.Category != tc.category || c.Failure.Code != tc.code || c.Failure.Message == "" {
-			t.Errorf("%s: failure = %+v, want %s/%s", tc.as.AttemptID, c.Failure, tc.category, tc.code)
+		if c.Failure == nil || c.Failure.Category != tc.category || c.Failure.Code != tc.code || c.Failure.Message == "" ||
+			c.Failure.Phase != protocol.PhasePreProcessing {
+			t.Errorf("%s: failure = %+v, want %s/%s in phase preprocessing", tc.as.AttemptID, c.Failure, tc.category, tc.code)
 		}
 		if c.ExitCode != nil {
 			t.Errorf("%s: exit code %d, want none", tc.as.AttemptID, *c.ExitCode)

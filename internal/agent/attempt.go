@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/kilnbatch/kiln/internal/agent/taskrunner"
@@ -13,8 +14,10 @@ import (
 	"github.com/kilnbatch/kiln/internal/protocol"
 )
 
-// Failure categories and the codes the agent reports in a completed event.
-// Every one of them comes without an exit code: the process never ran.
+// Failure categories, and the codes of failures that end an attempt before
+// its process runs (failure.go has those of resource files, application
+// packages and output files). All of them come with Phase preprocessing and
+// without an exit code.
 const (
 	CategoryUserError   = "usererror"
 	CategoryServerError = "servererror"
@@ -23,12 +26,9 @@ const (
 	CodeCommandLineInvalid = "CommandLineInvalid"
 	// CodeCommandProgramNotFound: the program does not exist or is not on PATH.
 	CodeCommandProgramNotFound = "CommandProgramNotFound"
-	// CodeCommandStartFailed: the program exists but could not be executed
+	// CodeCommandLaunchFailed: the program exists but could not be executed
 	// (not executable, bad interpreter, ...).
-	CodeCommandStartFailed = "CommandStartFailed"
-	// CodeResourceFileDownloadFailed: a resource file could not be fetched
-	// or written.
-	CodeResourceFileDownloadFailed = "ResourceFileDownloadFailed"
+	CodeCommandLaunchFailed = "CommandLaunchFailed"
 	// CodeTaskDirectoryInvalid: Assignment.Dir is not inside the node root.
 	CodeTaskDirectoryInvalid = "TaskDirectoryInvalid"
 	// CodeTaskDirectoryCreationFailed: the task directory could not be made.
@@ -164,7 +164,9 @@ func (a *agent) runAttempt(at *attempt) {
 }
 
 // execute prepares and runs the attempt and returns its completed event
-// (without Kind and Seq). It emits the started event itself.
+// (without Kind and Seq). It emits the started event itself. The steps are
+// Azure's: application packages, then resource files (the task is
+// "preparing"), then the process, then its output files.
 func (a *agent) execute(at *attempt) protocol.Event {
 	as := at.as
 	if at.dir == "" {
@@ -182,20 +184,30 @@ func (a *agent) execute(at *attempt) protocol.Event {
 	if len(args) == 0 {
 		return failed(CategoryUserError, CodeCommandLineInvalid, "the command line is empty")
 	}
+	// The pool's packages were installed when the node registered; asking
+	// again waits for an install still in progress (a start task arriving
+	// with the registration) and retries one that failed.
+	if err := a.pkgs.installAll(at.ctx, slices.Concat(at.node.Packages, as.Packages)); err != nil {
+		if at.ctx.Err() != nil {
+			return protocol.Event{Killed: true}
+		}
+		return failedIn(protocol.PhasePreProcessing, err, CodeApplicationPackageError)
+	}
 	if err := downloadResourceFiles(at.ctx, a.client, wd, as.ResourceFiles); err != nil {
 		if at.ctx.Err() != nil {
 			return protocol.Event{Killed: true}
 		}
-		return failed(CategoryUserError, CodeResourceFileDownloadFailed, err.Error())
+		return failedIn(protocol.PhasePreProcessing, err, CodeBlobDownloadMiscError)
 	}
 	if at.ctx.Err() != nil {
 		return protocol.Event{Killed: true}
 	}
 
+	env := taskEnv(at, a.cfg.PoolID, a.rootDir, wd)
 	p, err := taskrunner.Start(taskrunner.Spec{
 		Args:         args,
 		Dir:          wd,
-		Env:          taskEnv(at, a.cfg.PoolID, a.rootDir, wd),
+		Env:          env,
 		Stdout:       filepath.Join(at.dir, "stdout.txt"),
 		Stderr:       filepath.Join(at.dir, "stderr.txt"),
 		MaxWallClock: time.Duration(as.MaxWallClock),
@@ -204,24 +216,43 @@ func (a *agent) execute(at *attempt) protocol.Event {
 	case errors.Is(err, taskrunner.ErrProgramNotFound):
 		return failed(CategoryUserError, CodeCommandProgramNotFound, err.Error())
 	case err != nil:
-		return failed(CategoryUserError, CodeCommandStartFailed, err.Error())
+		return failed(CategoryUserError, CodeCommandLaunchFailed, err.Error())
 	}
 	a.emit(at, protocol.Event{Kind: protocol.EventStarted, Time: p.StartTime()})
 	stop := context.AfterFunc(at.ctx, p.Kill)
 	defer stop()
 	res := p.Wait()
 	code := res.ExitCode
-	return protocol.Event{
+	ev := protocol.Event{
 		Time:      res.EndTime,
 		StartTime: res.StartTime.UTC(),
 		ExitCode:  &code,
 		TimedOut:  res.TimedOut,
 		Killed:    res.Killed,
 	}
+	// Output files follow every end but a kill: a task that failed or
+	// timed out uploads what its conditions ask for (its logs, typically).
+	if res.Killed || len(as.OutputFiles) == 0 {
+		return ev
+	}
+	err = uploadOutputFiles(at.ctx, a.client, at.dir, env, as.OutputFiles, code)
+	ev.Time = time.Now()
+	switch {
+	case at.ctx.Err() != nil:
+		ev.Killed = true // killed while uploading
+	case err != nil:
+		// The exit code stays: it is what the process did; the failure
+		// says the task still failed, in the fileupload phase.
+		ev.Failure = failedIn(protocol.PhaseFileUpload, err, CodeFileUploadMiscError).Failure
+	}
+	return ev
 }
 
+// failed is the completed event of an attempt that failed before its
+// process ran.
 func failed(category, code, msg string) protocol.Event {
-	return protocol.Event{Failure: &protocol.FailureInfo{Category: category, Code: code, Message: msg}}
+	return protocol.Event{Failure: &protocol.FailureInfo{
+		Category: category, Code: code, Message: msg, Phase: protocol.PhasePreProcessing}}
 }
 
 func deref(p *int) any {

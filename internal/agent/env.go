@@ -16,7 +16,9 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // taskEnv builds a task's complete environment, in increasing precedence:
 //   - PATH (and HOME, if set) from the agent's own environment;
 //   - the AZ_BATCH_* variables derived from the node and the assignment,
-//     named as in Azure's "Azure Batch runtime environment variables";
+//     named as in Azure's "Azure Batch runtime environment variables",
+//     including AZ_BATCH_APP_PACKAGE_* for the pool's and the task's
+//     application packages;
 //   - Assignment.Env (environmentSettings and anything only the server
 //     knows), which may override any of the above.
 func taskEnv(at *attempt, poolID, rootDir, wd string) []string {
@@ -53,6 +55,15 @@ func taskEnv(at *attempt, poolID, rootDir, wd string) []string {
 			set("AZ_BATCH_JOB_ID", at.as.JobID)
 		}
 	}
+	// Pool packages first: a task's own version of an application wins
+	// the variable without a version.
+	for _, p := range slices.Concat(at.node.Packages, at.as.Packages) {
+		dir := filepath.Join(rootDir, filepath.FromSlash(packageDir(p)))
+		set(appPackageVar(p.ApplicationID, p.Version), dir)
+		if p.IsDefault {
+			set(appPackageVar(p.ApplicationID, ""), dir)
+		}
+	}
 	maps.Copy(env, at.as.Env)
 
 	out := make([]string, 0, len(env))
@@ -60,4 +71,29 @@ func taskEnv(at *attempt, poolID, rootDir, wd string) []string {
 		out = append(out, k+"="+env[k])
 	}
 	return out
+}
+
+// appPackageVar names the variable that holds an application package's
+// directory, as Azure does on Linux nodes ("Deploy applications to compute
+// nodes with Batch application packages"): AZ_BATCH_APP_PACKAGE_<id>_<version>,
+// or AZ_BATCH_APP_PACKAGE_<id> for the default version (version ""), with
+// '.', '-' and '#' flattened to '_' and the case of the id preserved
+// ("blender" 2.7 is AZ_BATCH_APP_PACKAGE_blender_2_7). Kiln flattens any
+// other character a shell variable name cannot hold to '_' as well.
+func appPackageVar(appID, version string) string {
+	name := "AZ_BATCH_APP_PACKAGE_" + flattenVarPart(appID)
+	if version != "" {
+		name += "_" + flattenVarPart(version)
+	}
+	return name
+}
+
+func flattenVarPart(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

@@ -57,6 +57,8 @@ type fakeServer struct {
 	registerHook func(n int) int                                  // status to answer register number n with (0: normal)
 	syncHook     func(n int, req protocol.SyncRequest) syncAction // n counts syncs from 0
 	files        map[string]string                                // served at /blobs/<name>
+	fetches      map[string]int                                   // GETs of /blobs/<name>
+	nodePackages []protocol.Package                               // NodeConfig.Packages at registration
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -69,6 +71,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		received:  map[int64]time.Time{},
 		delivered: map[string]protocol.Assignment{},
 		files:     map[string]string{},
+		fetches:   map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+protocol.PathRegister, s.handleRegister)
@@ -76,12 +79,19 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("GET /blobs/{name}", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		body, ok := s.files[r.PathValue("name")]
+		s.fetches[r.PathValue("name")]++
 		s.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
 		fmt.Fprint(w, body)
+	})
+	mux.HandleFunc("GET /forbidden", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	})
+	mux.HandleFunc("GET /broken", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "broken", http.StatusInternalServerError)
 	})
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
@@ -129,6 +139,7 @@ func (s *fakeServer) handleRegister(w http.ResponseWriter, r *http.Request) {
 			IsDedicated: true,
 			TaskSlots:   4,
 			NodeSecret:  s.secret,
+			Packages:    s.nodePackages,
 		},
 	})
 }

@@ -73,7 +73,27 @@ func (a *agent) registerOnce(ctx context.Context) error {
 	a.secret.Store(&secret)
 	a.lastContact = time.Now()
 	a.log.Info("registered", "nodeId", a.nodeID, "heartbeat", a.heartbeat, "known", len(req.Known))
+	a.installNodePackages(resp.Node.Packages)
 	return nil
+}
+
+// installNodePackages installs the pool's application packages in the
+// background, as Azure does when a node joins. Attempts install them again
+// before they run (a no-op once installed; it waits for an install in
+// progress), so a start task delivered with the registration still starts
+// after them, and a failed install is retried by the next attempt, which
+// fails with ApplicationPackageError if it fails again.
+func (a *agent) installNodePackages(pkgs []protocol.Package) {
+	if len(pkgs) == 0 {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.pkgs.installAll(a.tasksCtx, pkgs); err != nil && a.tasksCtx.Err() == nil {
+			a.log.Warn("pool application packages not installed", "err", err)
+		}
+	}()
 }
 
 // post sends one protocol call (see protocol.Post).
