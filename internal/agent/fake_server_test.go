@@ -58,6 +58,7 @@ type fakeServer struct {
 	syncHook     func(n int, req protocol.SyncRequest) syncAction // n counts syncs from 0
 	files        map[string]string                                // served at /blobs/<name>
 	fetches      map[string]int                                   // GETs of /blobs/<name>
+	fileDelay    time.Duration                                    // before answering a GET of /blobs/<name>
 	nodePackages []protocol.Package                               // NodeConfig.Packages at registration
 }
 
@@ -80,7 +81,9 @@ func newFakeServer(t *testing.T) *fakeServer {
 		s.mu.Lock()
 		body, ok := s.files[r.PathValue("name")]
 		s.fetches[r.PathValue("name")]++
+		delay := s.fileDelay
 		s.mu.Unlock()
+		time.Sleep(delay)
 		if !ok {
 			http.NotFound(w, r)
 			return
