@@ -117,7 +117,7 @@ type Reader struct {
 	Info   BlobInfo
 	Offset int64 // first byte read
 	Length int64 // bytes Read returns in all
-	r      *blob.Reader
+	r      io.ReadCloser
 }
 
 // Read reads blob content.
@@ -156,6 +156,11 @@ var errBlobChanged = errors.New("storage: the blob changed while being opened")
 // errBlobChanged when the blob read is of another size or time.
 func (s *Storage) openRange(ctx context.Context, container, name string, info BlobInfo, offset, length int64) (*Reader, error) {
 	off, n := clampRange(offset, length, info.Size)
+	if n == 0 {
+		// Object stores answer 416 to a range at the end of a blob, an
+		// empty one included; there is nothing to read anyway.
+		return &Reader{Info: info, Offset: off, r: io.NopCloser(strings.NewReader(""))}, nil
+	}
 	r, err := s.bucket.NewRangeReader(ctx, blobKey(container, name), off, n, nil)
 	if isNotFound(err) {
 		return nil, s.notFound(ctx, container, name)

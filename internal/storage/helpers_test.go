@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -149,8 +150,22 @@ func withPath(t testing.TB, rawURL, path string) string {
 	return u.Scheme + "://" + u.Host + path + "?" + u.RawQuery
 }
 
+// withQuery replaces the query of a URL.
+func withQuery(t testing.TB, rawURL string, q url.Values) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // sasQuery returns the query of a SAS URL.
 func sasQuery(rawURL string) string {
 	_, q, _ := strings.Cut(rawURL, "?")
 	return q
 }
+
+// md5sum is crypto/md5.Sum.
+func md5sum(b []byte) [16]byte { return md5.Sum(b) }

@@ -267,7 +267,14 @@ func (s Signer) verify(q url.Values, container, blob string, now time.Time) (Per
 			return 0, fmt.Errorf("%w: the account SAS has srt=%q, the operation needs %q", ErrResourceTypeMismatch, q.Get("srt"), string(level))
 		}
 	}
-	return parsePermissions(q.Get("sp")), nil
+	granted := parsePermissions(q.Get("sp"))
+	if !account && blob == "" {
+		// A service SAS reaches the blobs of its container; on the container
+		// itself it only reads properties and lists. Creating or deleting
+		// containers takes an account SAS, as in Azure.
+		granted &= PermRead | PermList
+	}
+	return granted, nil
 }
 
 // serviceStringToSign is the string-to-sign of a service SAS for the

@@ -202,7 +202,15 @@ func exerciseSDK(t *testing.T, s *Storage) {
 			t.Errorf("range %+v: no Content-Range", r)
 		}
 	}
-	resp, err := cc.NewBlobClient("in/small.txt").DownloadStream(ctx, nil)
+	resp, err := cc.NewBlobClient("out/empty").DownloadStream(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(resp.Body); len(got) != 0 || *resp.ContentLength != 0 {
+		t.Fatalf("empty blob: %d bytes, Content-Length %d", len(got), *resp.ContentLength)
+	}
+	resp.Body.Close()
+	resp, err = cc.NewBlobClient("in/small.txt").DownloadStream(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
