@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,7 +115,7 @@ func uploadOutputFile(ctx context.Context, hc *http.Client, root *os.Root, taskD
 	}
 	pat, err := outglob.Compile(rel)
 	if err != nil {
-		return fail(CodeFileUploadMiscError, "%v", err)
+		return fail(CodeFileUploadMiscError, "%s", strings.TrimPrefix(err.Error(), "outglob: "))
 	}
 	matches, err := pat.Glob(root.FS())
 	if err != nil {
@@ -122,7 +123,7 @@ func uploadOutputFile(ctx context.Context, hc *http.Client, root *os.Root, taskD
 	}
 	if len(matches) == 0 {
 		if pat.Literal() {
-			return fail(CodeFileUploadMiscError, "file %s not found in the task directory", rel)
+			return fail(CodeFileUploadMiscError, "no file %s in the task directory", rel)
 		}
 		log.outf("Pattern %q matched no file", of.FilePattern)
 		return nil
@@ -211,10 +212,14 @@ func taskPattern(pattern, taskDir string, vars map[string]string) (string, error
 	for len(segs) > 0 && (segs[0] == "." || segs[0] == "") {
 		segs = segs[1:]
 	}
+	prefix := "wd/"
 	if len(segs) > 0 && segs[0] == ".." {
-		return strings.Join(segs[1:], "/"), nil
+		prefix, segs = "", segs[1:]
 	}
-	return "wd/" + strings.Join(segs, "/"), nil
+	if slices.Contains(segs, "..") {
+		return "", errors.New(`".." may only start a pattern, once: the task directory is as far up as a pattern reaches`)
+	}
+	return prefix + strings.Join(segs, "/"), nil
 }
 
 // blobName is the destination of the matched file m (relative to the task

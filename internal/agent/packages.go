@@ -64,6 +64,9 @@ func newPackageInstaller(root *os.Root, client *http.Client, log *slog.Logger) *
 func packageDir(p protocol.Package) string {
 	sum := sha256.Sum256([]byte(p.ApplicationID + "\x00" + p.Version))
 	name := fileNamePart(p.ApplicationID) + fileNamePart(p.Version) + "." + hex.EncodeToString(sum[:4])
+	if strings.HasPrefix(name, ".") {
+		name = "_" + name // hidden names are the agent's temporary files
+	}
 	return path.Join(dirApplications, name)
 }
 

@@ -71,7 +71,7 @@ func Compile(pattern string) (*Pattern, error) {
 		}
 		lit, err := validate(s)
 		if err != nil {
-			return nil, fmt.Errorf("outglob: pattern %q: %w", pattern, err)
+			return nil, fmt.Errorf("outglob: %w", err)
 		}
 		p.segs = append(p.segs, segment{raw: s, literal: lit})
 	}
