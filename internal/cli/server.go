@@ -21,6 +21,7 @@ func newServerCommand() *cobra.Command {
 	var (
 		addr, publicURL, logLevel string
 		providerName, pprofAddr   string
+		storageURL                string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
 	)
@@ -52,6 +53,7 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 				NodeTimeout:        nodeTimeout,
 				AgentOrphanTimeout: orphanTimeout,
 				Provider:           providerName,
+				Storage:            storageURL,
 				Logger:             logger,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -75,6 +77,7 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 			fmt.Fprintf(out, "  account name: %s\n", srv.Creds.AccountName)
 			fmt.Fprintf(out, "  account key:  %s\n", srv.Creds.AccountKey)
 			fmt.Fprintf(out, "  data dir:     %s\n", cfg.DataDir)
+			fmt.Fprintf(out, "  storage:      %s/storage (bucket %s)\n", srv.URL(), srv.StorageBucket())
 			fmt.Fprintf(out, "Credentials written to %s; other kiln commands find them there.\n", cfg.DataDir+"/"+server.CredentialsFile)
 			<-ctx.Done()
 			logger.Info("shutting down")
@@ -91,6 +94,7 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 	f.DurationVar(&nodeTimeout, "node-timeout", 0, "silence after which a node is marked unusable and its tasks requeued (default 45s)")
 	f.DurationVar(&orphanTimeout, "agent-orphan-timeout", 0, "how long local agents keep running while the server is unreachable (default 10m)")
 	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
+	f.StringVar(&storageURL, "storage", os.Getenv("KILN_STORAGE"), "bucket of Kiln storage: file:///dir, s3://bucket?endpoint=...&use_path_style=true (any S3-compatible server) or azblob://container (default file://<data-dir>/storage; env KILN_STORAGE)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this separate address HOST:PORT (default off)")
 	return cmd
 }

@@ -17,12 +17,15 @@ import (
 	"time"
 
 	"github.com/kilnbatch/kiln/internal/api"
+	"github.com/kilnbatch/kiln/internal/applications"
 	"github.com/kilnbatch/kiln/internal/provider"
 	"github.com/kilnbatch/kiln/internal/provider/local"
 	"github.com/kilnbatch/kiln/internal/provider/sim"
 	"github.com/kilnbatch/kiln/internal/service"
+	"github.com/kilnbatch/kiln/internal/storage"
 	"github.com/kilnbatch/kiln/internal/store"
 	"github.com/kilnbatch/kiln/internal/store/sqlite"
+	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 // AddrDefault is where `kiln server` listens without --addr.
@@ -53,7 +56,10 @@ type Config struct {
 	// specs are written to DataDir/sim-nodes for a harness such as
 	// `kiln bench` to run simulated agents).
 	Provider string
-	Logger   *slog.Logger
+	// Storage is the bucket URL of Kiln storage (file://, s3:// or
+	// azblob://); empty: a file:// bucket in DataDir/storage.
+	Storage string
+	Logger  *slog.Logger
 }
 
 // Credentials are what a client needs; the server writes them to
@@ -112,6 +118,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	blobs, err := storage.Open(ctx, storageURL(cfg))
+	if err != nil {
+		st.Close()
+		ln.Close()
+		return nil, err
+	}
+	closeAll := func() {
+		blobs.Close()
+		st.Close()
+		ln.Close()
+	}
+	links := &storageLinks{base: baseURL + "/storage"}
+	apps, err := applications.Open(ctx, appBlobs{blobs}, links.BlobURL)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	svc, err := service.New(ctx, service.Config{
 		Store:             st,
 		Provider:          prov,
@@ -119,29 +142,42 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		AccountURL:        func(string) string { return baseURL },
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		NodeTimeout:       cfg.NodeTimeout,
+		Storage:           links,
+		Applications:      apps,
 		Logger:            cfg.Logger,
 	})
 	if err != nil {
-		st.Close()
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
 	acct, err := ensureAccount(ctx, svc, st, cfg)
 	if err != nil {
-		st.Close()
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
+	key, err := sharedkey.DecodeKey(acct.PrimaryKey)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("account key: %w", err)
+	}
+	signer := storage.Signer{Account: acct.Name, Key: key}
+	links.setSigner(signer)
 	s := &Server{cfg: cfg, ln: ln, svc: svc}
 	s.Creds = Credentials{URL: baseURL, AccountName: acct.Name, AccountKey: acct.PrimaryKey}
 	if err := writeCredentials(cfg.DataDir, s.Creds); err != nil {
-		st.Close()
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
-	handler := api.New(api.Config{Ops: svc, AgentHandler: svc.AgentHandler(), Logger: cfg.Logger})
+	handler := api.New(api.Config{Ops: svc, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.Handler(signer),
+		Applications: apps, Logger: cfg.Logger})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
-	s.close = st.Close
+	s.close = func() error {
+		err := st.Close()
+		if cerr := blobs.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	svc.Start()
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -196,6 +232,9 @@ func writeCredentials(dir string, c Credentials) error {
 	}
 	return os.Rename(tmp, filepath.Join(dir, CredentialsFile))
 }
+
+// StorageBucket is the bucket URL of Kiln storage.
+func (s *Server) StorageBucket() string { return redactURL(storageURL(s.cfg)) }
 
 // URL is the server's base URL.
 func (s *Server) URL() string { return s.Creds.URL }
