@@ -79,7 +79,7 @@ func (s *Storage) CommitBlocks(ctx context.Context, container, name string, bloc
 	for i, id := range blockIDs {
 		b, err := decodeBlockID(id)
 		if err != nil {
-			return BlobInfo{}, fmt.Errorf("%w: %w", ErrInvalidBlockList, err)
+			return BlobInfo{}, fmt.Errorf("%w: %v", ErrInvalidBlockList, err)
 		}
 		keys[i] = blockKey(container, name, b)
 	}
