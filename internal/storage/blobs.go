@@ -72,13 +72,17 @@ func infoFrom(name string, a *blob.Attributes) BlobInfo {
 	if created.IsZero() {
 		created = a.ModTime
 	}
+	ct := a.ContentType
+	if ct == "" { // an object written into the bucket by something else
+		ct = DefaultContentType
+	}
 	return BlobInfo{
 		Name:               name,
 		Size:               a.Size,
 		LastModified:       a.ModTime,
 		CreationTime:       created,
 		ETag:               etag,
-		ContentType:        a.ContentType,
+		ContentType:        ct,
 		ContentEncoding:    a.ContentEncoding,
 		ContentLanguage:    a.ContentLanguage,
 		ContentDisposition: a.ContentDisposition,

@@ -102,6 +102,9 @@ func (h *handler) serve(c *call) error {
 			return errorf(http.StatusBadRequest, "InvalidResourceName", "%s", trimPrefix(err))
 		}
 	}
+	if err := c.rejectUnsupportedHeaders(); err != nil {
+		return err
+	}
 	restype, comp := c.q.Get("restype"), c.q.Get("comp")
 	m := c.r.Method
 	switch {
@@ -139,6 +142,23 @@ func (h *handler) serve(c *call) error {
 	}
 	return errorf(http.StatusNotImplemented, "NotImplemented",
 		"Kiln storage does not implement %s with restype=%q comp=%q on this resource", m, restype, comp)
+}
+
+// rejectUnsupportedHeaders refuses requests whose meaning rests on a
+// header Kiln does not implement and that would otherwise be answered as
+// something else: a Put Blob or Put Block "from URL" would store an empty
+// body, and a customer-provided key or encryption scope would store the
+// content unencrypted while the client believes otherwise.
+func (c *call) rejectUnsupportedHeaders() error {
+	if c.r.Header.Get("x-ms-copy-source") != "" {
+		return errorf(http.StatusNotImplemented, "NotImplemented", "Kiln storage does not copy from URLs (x-ms-copy-source); download and upload instead")
+	}
+	for _, k := range []string{"x-ms-encryption-key", "x-ms-encryption-scope"} {
+		if c.r.Header.Get(k) != "" {
+			return errorf(http.StatusBadRequest, "UnsupportedHeader", "Kiln storage does not support %s", k)
+		}
+	}
+	return nil
 }
 
 // op authorises the call for need and runs it.

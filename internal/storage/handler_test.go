@@ -71,18 +71,28 @@ func TestHandler_Protocol(t *testing.T) {
 	})
 
 	t.Run("Unsupported", func(t *testing.T) {
-		for _, tc := range []struct{ method, url, code string }{
-			{http.MethodPut, blobURL("f.txt", "&comp=metadata"), "NotImplemented"},
-			{http.MethodGet, blobURL("f.txt", "&comp=blocklist"), "NotImplemented"},
-			{http.MethodPost, blobURL("f.txt", ""), "NotImplemented"},
-			{http.MethodPut, base + "/box?" + aq + "&restype=container&comp=acl", "NotImplemented"},
-			{http.MethodGet, base + "/?" + aq + "&restype=service&comp=properties", "NotImplemented"},
-			{http.MethodGet, base + "/box?" + cq, "InvalidUri"},
+		copyFrom := map[string]string{"x-ms-blob-type": "BlockBlob", "x-ms-copy-source": "http://example.com/src"}
+		for _, tc := range []struct {
+			method, url string
+			header      map[string]string
+			code        string
+		}{
+			{http.MethodPut, blobURL("f.txt", "&comp=metadata"), nil, "NotImplemented"},
+			{http.MethodGet, blobURL("f.txt", "&comp=blocklist"), nil, "NotImplemented"},
+			{http.MethodPost, blobURL("f.txt", ""), nil, "NotImplemented"},
+			{http.MethodPut, base + "/box?" + aq + "&restype=container&comp=acl", nil, "NotImplemented"},
+			{http.MethodGet, base + "/?" + aq + "&restype=service&comp=properties", nil, "NotImplemented"},
+			{http.MethodGet, base + "/box?" + cq, nil, "InvalidUri"},
+			{http.MethodPut, blobURL("copied", ""), copyFrom, "NotImplemented"},
+			{http.MethodPut, blobURL("copied", "&comp=block&blockid=QUFBQQ=="), copyFrom, "NotImplemented"},
 		} {
-			status, code, _ := do(t, tc.method, tc.url, nil, nil)
+			status, code, _ := do(t, tc.method, tc.url, nil, tc.header)
 			if code != tc.code || (status != http.StatusNotImplemented && status != http.StatusBadRequest) {
 				t.Errorf("%s %s: %d %s, want %s", tc.method, tc.url, status, code, tc.code)
 			}
+		}
+		if _, err := s.Attributes(ctx, "box", "copied"); !errors.Is(err, ErrBlobNotFound) {
+			t.Errorf("a copy request wrote a blob: %v", err)
 		}
 	})
 
@@ -115,6 +125,7 @@ func TestHandler_Protocol(t *testing.T) {
 			{http.MethodPut, blobURL("n", ""), map[string]string{"x-ms-blob-type": "BlockBlob", "Content-MD5": "nope"}, 400, "InvalidMd5"},
 			{http.MethodPut, blobURL("n", ""), map[string]string{"x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": "not a type"}, 400, "InvalidHeaderValue"},
 			{http.MethodPut, blobURL("n", ""), map[string]string{"x-ms-blob-type": "BlockBlob", "x-ms-meta-bad-name": "v"}, 400, "InvalidHeaderValue"},
+			{http.MethodPut, blobURL("n", ""), map[string]string{"x-ms-blob-type": "BlockBlob", "x-ms-encryption-key": "a2V5"}, 400, "UnsupportedHeader"},
 			{http.MethodPut, blobURL("n", "&comp=block"), nil, 400, "MissingRequiredQueryParameter"},
 			{http.MethodPut, blobURL("n", "&comp=block&blockid=%21%21"), nil, 400, "InvalidQueryParameterValue"},
 			{http.MethodGet, base + "/box?" + cq + "&restype=container&comp=list&maxresults=0", nil, 400, "OutOfRangeQueryParameterValue"},
