@@ -283,10 +283,13 @@ func (s *Storage) write(ctx context.Context, key string, r io.Reader, opts PutOp
 	return nil
 }
 
-// writeError names the file-system conflict of a directory bucket.
+// writeError names the file-system limits of a directory bucket.
 func (s *Storage) writeError(err error) error {
-	if s.dir != "" && isDirConflict(err) {
+	switch {
+	case s.dir != "" && isDirConflict(err):
 		return fmt.Errorf("%w: a blob name cannot be both a blob and a prefix of other blob names in a directory-backed storage (%v)", ErrNameConflict, err)
+	case s.dir != "" && isNameTooLong(err):
+		return fmt.Errorf("%w: the name is too long for the file system of a directory-backed storage", ErrInvalidName)
 	}
 	return err
 }

@@ -62,9 +62,15 @@ func ValidateBlobName(name string) error {
 	return nil
 }
 
-// validateBlobName is ValidateBlobName plus the limits of this bucket: a
+// maxDirSegmentBytes is the longest path segment a directory bucket
+// stores: fileblob writes "<segment>.<16 hex digits>.tmp" first, and file
+// names have at most 255 bytes.
+const maxDirSegmentBytes = 255 - len(".0123456789abcdef.tmp")
+
+// validateBlobName is ValidateBlobName plus the limits of this bucket. A
 // directory bucket keeps blob attributes in "<name>.attrs" sidecar files,
-// so no path segment may end in ".attrs" there.
+// so no path segment may end in ".attrs" there, and a segment is a file
+// name, so it has at most maxDirSegmentBytes bytes.
 func (s *Storage) validateBlobName(name string) error {
 	if err := ValidateBlobName(name); err != nil {
 		return err
@@ -73,6 +79,9 @@ func (s *Storage) validateBlobName(name string) error {
 		for seg := range strings.SplitSeq(name, "/") {
 			if strings.HasSuffix(seg, ".attrs") {
 				return fmt.Errorf("%w: blob name %q: a path segment ending in \".attrs\" is reserved in a directory-backed storage", ErrInvalidName, name)
+			}
+			if len(seg) > maxDirSegmentBytes {
+				return fmt.Errorf("%w: blob name %q: a path segment has %d bytes, more than the %d a directory-backed storage takes", ErrInvalidName, name, len(seg), maxDirSegmentBytes)
 			}
 		}
 	}

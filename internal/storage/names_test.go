@@ -43,7 +43,28 @@ func TestValidateBlobName(t *testing.T) {
 	}
 	// A directory bucket reserves fileblob's sidecar suffix.
 	s, _ := openDirStorage(t)
-	for _, name := range []string{"x.attrs", "d.attrs/x"} {
+	longest := strings.Repeat("a", maxDirSegmentBytes) + "/" + strings.Repeat("b", maxDirSegmentBytes)
+	ctx := context.Background()
+	if err := s.CreateContainer(ctx, "box"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "box", longest, strings.NewReader("x"), PutOptions{}); err != nil {
+		t.Errorf("directory bucket, longest segments: %v", err)
+	}
+	// A file system cannot hold "f" both as a file and as a directory.
+	if _, err := s.Put(ctx, "box", "f", strings.NewReader("x"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "box", "f/g", strings.NewReader("x"), PutOptions{}); !errors.Is(err, ErrNameConflict) {
+		t.Errorf("directory bucket, f then f/g: %v, want ErrNameConflict", err)
+	}
+	if _, err := s.Put(ctx, "box", "d/e", strings.NewReader("x"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "box", "d", strings.NewReader("x"), PutOptions{}); !errors.Is(err, ErrNameConflict) {
+		t.Errorf("directory bucket, d/e then d: %v, want ErrNameConflict", err)
+	}
+	for _, name := range []string{"x.attrs", "d.attrs/x", strings.Repeat("a", maxDirSegmentBytes+1), "d/" + strings.Repeat("é", maxDirSegmentBytes/2+1)} {
 		if err := s.validateBlobName(name); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("directory bucket, %q: error %v, want ErrInvalidName", name, err)
 		}

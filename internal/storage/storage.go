@@ -170,5 +170,17 @@ func isNotFound(err error) bool {
 // isDirConflict reports whether err is a directory bucket refusing a path
 // that is a file where a directory is needed, or the reverse.
 func isDirConflict(err error) bool {
-	return errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR)
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+		return true
+	}
+	// Renaming the written file onto a directory of the same name.
+	var le *os.LinkError
+	return errors.As(err, &le) && (errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY))
+}
+
+// isNameTooLong reports whether err is a file system refusing a path as too
+// long (a name of many multi-byte characters can pass the segment limit
+// and still exceed PATH_MAX).
+func isNameTooLong(err error) bool {
+	return errors.Is(err, syscall.ENAMETOOLONG)
 }
