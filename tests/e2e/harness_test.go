@@ -62,6 +62,7 @@ type Server struct {
 	URL     string
 	Client  *azbatch.Client
 	Args    []string
+	Env     []string
 	cmd     *exec.Cmd
 	logPath string
 }
@@ -69,6 +70,7 @@ type Server struct {
 // ServerOpts tune StartServer.
 type ServerOpts struct {
 	Args []string // extra server flags
+	Env  []string // extra environment variables (KEY=value)
 }
 
 // StartServer starts a kiln server in a fresh data directory and returns a
@@ -78,7 +80,7 @@ func StartServer(t testing.TB, opts *ServerOpts) *Server {
 	if opts == nil {
 		opts = &ServerOpts{}
 	}
-	s := &Server{t: t, DataDir: t.TempDir(), Addr: freeAddr(t), Args: opts.Args}
+	s := &Server{t: t, DataDir: t.TempDir(), Addr: freeAddr(t), Args: opts.Args, Env: opts.Env}
 	s.URL = "http://" + s.Addr
 	s.logPath = filepath.Join(s.DataDir, "server.log")
 	s.Start()
@@ -108,7 +110,7 @@ func (s *Server) Start() {
 	}
 	args := append([]string{"server", "--addr", s.Addr, "--data-dir", s.DataDir, "--heartbeat-interval", "2s", "--agent-orphan-timeout", "2m"}, s.Args...)
 	cmd := exec.Command(kilnBin, args...)
-	cmd.Env = append(os.Environ(), "KILN_ACCOUNT_NAME="+testAccount, "KILN_ACCOUNT_KEY="+testKey)
+	cmd.Env = append(append(os.Environ(), "KILN_ACCOUNT_NAME="+testAccount, "KILN_ACCOUNT_KEY="+testKey), s.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
