@@ -118,7 +118,6 @@ func storageCode(err error) string {
 	return ""
 }
 
-
 // storageRaw does an unsigned request and returns status and body.
 func storageRaw(t testing.TB, method, url string, body []byte) (int, string) {
 	t.Helper()

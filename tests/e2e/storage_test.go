@@ -68,8 +68,8 @@ func runWorkflow(t *testing.T, s *Server, w workflowTarget) {
 	for i := range 4 {
 		id := fmt.Sprintf("t%d", i)
 		tasks = append(tasks, azbatch.CreateTaskContent{
-			ID: to(id),
-			CommandLine: to(fmt.Sprintf(`/bin/sh -c 'mkdir -p out && tr a-z A-Z < data/in/file%d.txt > out/upper.txt && cp data/in/sub/shared.bin out/shared.bin && test ! -e data/other && echo ok-%s'`, i, id)),
+			ID:            to(id),
+			CommandLine:   to(fmt.Sprintf(`/bin/sh -c 'mkdir -p out && tr a-z A-Z < data/in/file%d.txt > out/upper.txt && cp data/in/sub/shared.bin out/shared.bin && test ! -e data/other && echo ok-%s'`, i, id)),
 			ResourceFiles: []azbatch.ResourceFile{w.inputRef("in/", "data")},
 			OutputFiles:   outputs(id),
 		})
@@ -127,7 +127,9 @@ func runWorkflow(t *testing.T, s *Server, w workflowTarget) {
 	}
 }
 
-func (w workflowTarget) outputsAll(t *testing.T) map[string][]byte { return storageDownloadAll(t, w.outputs) }
+func (w workflowTarget) outputsAll(t *testing.T) map[string][]byte {
+	return storageDownloadAll(t, w.outputs)
+}
 
 func describeTask(task azbatch.Task) string {
 	ei := task.ExecutionInfo
