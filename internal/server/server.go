@@ -130,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 	}
 	links := &storageLinks{base: baseURL + "/storage"}
-	apps, err := applications.Open(ctx, appBlobs{blobs}, links.BlobURL)
+	apps, err := applications.Open(ctx, applications.StorageBlobs(blobs), links.BlobURL)
 	if err != nil {
 		closeAll()
 		return nil, err

@@ -1,10 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -59,52 +55,6 @@ func (l *storageLinks) ContainerURL(container, perms string, expiry time.Time) s
 // BlobURL signs a blob URL (applications.Signer).
 func (l *storageLinks) BlobURL(container, blob string, expiry time.Time) string {
 	return l.get().BlobURL(l.base, container, blob, "r", expiry)
-}
-
-// appBlobs adapts Kiln storage to what the application registry needs.
-type appBlobs struct{ st *storage.Storage }
-
-func (b appBlobs) EnsureContainer(ctx context.Context, name string) error {
-	err := b.st.CreateContainer(ctx, name)
-	if errors.Is(err, storage.ErrContainerExists) {
-		return nil
-	}
-	return err
-}
-
-func (b appBlobs) Put(ctx context.Context, container, name string, r io.Reader, contentType string) error {
-	_, err := b.st.Put(ctx, container, name, r, storage.PutOptions{ContentType: contentType})
-	return err
-}
-
-func (b appBlobs) Get(ctx context.Context, container, name string) (io.ReadCloser, error) {
-	return b.st.NewReader(ctx, container, name, 0, -1)
-}
-
-func (b appBlobs) Delete(ctx context.Context, container, name string) error {
-	err := b.st.DeleteBlob(ctx, container, name)
-	if errors.Is(err, storage.ErrBlobNotFound) {
-		return nil
-	}
-	return err
-}
-
-func (b appBlobs) List(ctx context.Context, container, prefix string) ([]string, error) {
-	var names []string
-	marker := ""
-	for {
-		page, next, err := b.st.ListBlobs(ctx, container, prefix, marker, storage.MaxListResults)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", container, err)
-		}
-		for _, bi := range page {
-			names = append(names, bi.Name)
-		}
-		if next == "" {
-			return names, nil
-		}
-		marker = next
-	}
 }
 
 // redactURL hides credentials that a bucket URL may carry.
