@@ -92,6 +92,33 @@ func TestStorageLargeFile(t *testing.T) {
 		t.Fatalf("the downloaded copy differs from the uploaded file")
 	}
 
+	// The node file API streams the same file from the node through the
+	// server: whole, and a range at its end.
+	resp, err := s.Client.GetTaskFile(storageCtx(t, 10*time.Minute), "bigjob", "copy", "wd/in/big.bin", nil)
+	if err != nil {
+		t.Fatalf("get task file: %v", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size || fmt.Sprintf("%x", h.Sum(nil)) != sum || resp.ContentLength == nil || *resp.ContentLength != size {
+		t.Fatalf("task file API: %d bytes (Content-Length %v), %v; same content: %v", n, deref(resp.ContentLength), err, fmt.Sprintf("%x", h.Sum(nil)) == sum)
+	}
+	tailRange := fmt.Sprintf("bytes=%d-%d", size-16, size-1)
+	resp, err = s.Client.GetTaskFile(ctx(t), "bigjob", "copy", "wd/in/big.bin", &azbatch.GetTaskFileOptions{OCPRange: to(tailRange)})
+	if err != nil {
+		t.Fatalf("get task file range: %v", err)
+	}
+	tailBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	src16 := make([]byte, 16)
+	sf, _ := os.Open(src)
+	sf.ReadAt(src16, size-16)
+	sf.Close()
+	if string(tailBytes) != string(src16) {
+		t.Fatalf("range %s of the task file differs from the source", tailRange)
+	}
+
 	// Peak memory of the server and of the agent.
 	peaks := map[string]int64{"server": peakRSS(t, s.cmd.Process.Pid)}
 	for _, pid := range s.poolAgentPIDs() {
