@@ -327,6 +327,55 @@ describe('kiln through @azure/batch 10.2.0', { timeout: 600_000 }, () => {
     assert.equal(stdout.properties.contentLength, Buffer.byteLength(`${id}\n`));
   });
 
+  // kiln runs the CLI against the test server (storage and applications).
+  const kiln = (...args) => execFileSync(kiln_bin(), args, {
+    env: { ...process.env, KILN_DATA_DIR: dataDir, KILN_URL: '', KILN_ACCOUNT_NAME: '', KILN_ACCOUNT_KEY: '' },
+    encoding: 'utf8',
+  });
+
+  it('application.list and application.get answer as Azure does', STEP, async () => {
+    const zip = path.join(tmpRoot, 'tool.zip');
+    execFileSync('zip', ['-q', '-j', zip, '/bin/true'], { cwd: tmpRoot });
+    kiln('application', 'create', 'js-tool', '--display-name', 'JS tool');
+    kiln('application', 'package', 'upload', 'js-tool', '1.0', zip, '--default');
+    const apps = await client.application.list();
+    assert.deepEqual(apps.map((a) => a.id), ['js-tool']);
+    const app = await client.application.get('js-tool');
+    assert.equal(app.displayName, 'JS tool');
+    assert.deepEqual(app.versions, ['1.0']);
+    await expectRestError(() => client.application.get('no-such-app'), 404, 'ApplicationNotFound');
+  });
+
+  it('a task with storage resource files, an application package and output files', LONG_STEP, async () => {
+    kiln('storage', 'container', 'create', 'js-in');
+    kiln('storage', 'container', 'create', 'js-out');
+    const input = path.join(tmpRoot, 'input.txt');
+    fs.writeFileSync(input, 'from storage\n');
+    kiln('storage', 'upload', input, '--container', 'js-in', '--prefix', 'data/');
+    const outUrl = kiln('storage', 'url', '--container', 'js-out', '--permissions', 'rwcl').trim();
+    const id = 'storage-task';
+    await client.task.add(JOB_ID, {
+      id,
+      commandLine: "/bin/sh -c 'test -x \"$AZ_BATCH_APP_PACKAGE_js_tool/true\" && tr a-z A-Z < in/data/input.txt > result.txt'",
+      resourceFiles: [{ autoStorageContainerName: 'js-in', blobPrefix: 'data/', filePath: 'in' }],
+      applicationPackageReferences: [{ applicationId: 'js-tool' }],
+      outputFiles: [{
+        filePattern: 'result.txt',
+        destination: { container: { containerUrl: outUrl, path: 'js/result.txt' } },
+        uploadOptions: { uploadCondition: 'taskSuccess' },
+      }],
+    });
+    const t = await poll('storage task completed', 60_000, async () => {
+      const got = await client.task.get(JOB_ID, id);
+      return got.state === 'completed' ? got : false;
+    });
+    assert.equal(t.executionInfo.result, 'success', JSON.stringify(t.executionInfo));
+    assert.equal(t.resourceFiles[0].autoStorageContainerName, 'js-in');
+    const dest = path.join(tmpRoot, 'downloaded');
+    kiln('storage', 'download', dest, '--container', 'js-out');
+    assert.equal(fs.readFileSync(path.join(dest, 'js', 'result.txt'), 'utf8'), 'FROM STORAGE\n');
+  });
+
   it('task.terminate stops a running task', LONG_STEP, async () => {
     const id = 'long-running';
     await client.task.add(JOB_ID, { id, commandLine: "/bin/sh -c 'sleep 300'" });
