@@ -58,11 +58,12 @@ func newPackageInstaller(root *os.Root, client *http.Client, log *slog.Logger) *
 }
 
 // packageDir is the directory of a package relative to the node root:
-// applications/<appid><version>.<hash>, where hash (of the id and version)
-// tells apart ids and versions that run together ("ab"+"1" and "a"+"b1")
-// or that lose characters a file name cannot hold.
+// applications/<appid><version>.<hash>, where hash (of the id, version and
+// revision) tells apart ids and versions that run together ("ab"+"1" and
+// "a"+"b1") or that lose characters a file name cannot hold, and a version
+// uploaded again (new revision) from the copy already installed.
 func packageDir(p protocol.Package) string {
-	sum := sha256.Sum256([]byte(p.ApplicationID + "\x00" + p.Version))
+	sum := sha256.Sum256([]byte(p.ApplicationID + "\x00" + p.Version + "\x00" + p.Revision))
 	name := fileNamePart(p.ApplicationID) + fileNamePart(p.Version) + "." + hex.EncodeToString(sum[:4])
 	if strings.HasPrefix(name, ".") {
 		name = "_" + name // hidden names are the agent's temporary files
@@ -100,7 +101,7 @@ func (pi *packageInstaller) installAll(ctx context.Context, pkgs []protocol.Pack
 // package wait for the first; if it fails (or its caller is killed) the next
 // one tries again: failures are not remembered, the network may be back.
 func (pi *packageInstaller) install(ctx context.Context, p protocol.Package) error {
-	key := p.ApplicationID + "\x00" + p.Version
+	key := packageDir(p) // id, version and revision
 	pi.mu.Lock()
 	lock := pi.locks[key]
 	if lock == nil {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kilnbatch/kiln/internal/protocol"
 )
 
 // Container is the storage container that holds every application.
@@ -318,25 +320,32 @@ func (r *Registry) DeleteVersion(ctx context.Context, account, id, version strin
 const urlLifetime = 7 * 24 * time.Hour
 
 // Resolve finds the version a reference means (the default version when
-// version is empty) and signs a URL of its zip file. It does no I/O.
-func (r *Registry) Resolve(account, id, version string) (resolved string, isDefault bool, url string, err error) {
+// version is empty) and returns the order to install it, with a signed URL
+// of its zip file. It does no I/O.
+func (r *Registry) Resolve(account, id, version string) (protocol.Package, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	a, ok := r.apps[key(account, id)]
 	if !ok {
-		return "", false, "", fmt.Errorf("%w: %s", ErrApplicationNotFound, id)
+		return protocol.Package{}, fmt.Errorf("%w: %s", ErrApplicationNotFound, id)
 	}
 	if version == "" {
 		if a.DefaultVersion == "" {
-			return "", false, "", fmt.Errorf("%w: %s", ErrNoDefaultVersion, id)
+			return protocol.Package{}, fmt.Errorf("%w: %s", ErrNoDefaultVersion, id)
 		}
 		version = a.DefaultVersion
 	}
-	if _, ok := a.Versions[version]; !ok {
-		return "", false, "", fmt.Errorf("%w: %s version %s", ErrVersionNotFound, id, version)
+	p, ok := a.Versions[version]
+	if !ok {
+		return protocol.Package{}, fmt.Errorf("%w: %s version %s", ErrVersionNotFound, id, version)
 	}
-	return version, version == a.DefaultVersion,
-		r.sign(Container, zipBlob(account, a.ID, version), r.now().Add(urlLifetime)), nil
+	return protocol.Package{
+		ApplicationID: id,
+		Version:       version,
+		IsDefault:     version == a.DefaultVersion,
+		URL:           r.sign(Container, zipBlob(account, a.ID, version), r.now().Add(urlLifetime)),
+		Revision:      p.LastActivationTime.UTC().Format(time.RFC3339Nano),
+	}, nil
 }
 
 type countingReader struct {

@@ -58,7 +58,7 @@ func TestRegistryLifecycle(t *testing.T) {
 	if string(b) != "zip-bytes" {
 		t.Fatalf("stored zip %q", b)
 	}
-	if _, _, _, err := r.Resolve("acct", "blender", ""); !errors.Is(err, ErrNoDefaultVersion) {
+	if _, err := r.Resolve("acct", "blender", ""); !errors.Is(err, ErrNoDefaultVersion) {
 		t.Fatalf("resolve without default: %v", err)
 	}
 	if _, _, err := r.Put(ctx, "acct", "blender", Update{DefaultVersion: ptr("9.9")}); !errors.Is(err, ErrVersionNotFound) {
@@ -67,9 +67,16 @@ func TestRegistryLifecycle(t *testing.T) {
 	if _, created, err := r.Put(ctx, "acct", "BLENDER", Update{DefaultVersion: ptr("2.7")}); err != nil || created {
 		t.Fatalf("set default: %v %v", created, err)
 	}
-	v, def, u, err := r.Resolve("ACCT", "blender", "")
-	if err != nil || v != "2.7" || !def || u != "signed:kiln-applications/acct/blender/2.7.zip" {
-		t.Fatalf("resolve default: %q %v %q %v", v, def, u, err)
+	pkg, err := r.Resolve("ACCT", "blender", "")
+	if err != nil || pkg.Version != "2.7" || !pkg.IsDefault || pkg.URL != "signed:kiln-applications/acct/blender/2.7.zip" || pkg.Revision == "" {
+		t.Fatalf("resolve default: %+v %v", pkg, err)
+	}
+	// Uploading the version again gives it a new revision.
+	if _, err := r.PutVersion(ctx, "acct", "blender", "2.7", strings.NewReader("zip-bytes-2")); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := r.Resolve("acct", "blender", "2.7"); again.Revision == pkg.Revision {
+		t.Fatalf("a re-uploaded version keeps revision %q", again.Revision)
 	}
 
 	// Another account sees nothing; a reopened registry sees everything.

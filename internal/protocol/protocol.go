@@ -205,6 +205,10 @@ type Package struct {
 	IsDefault bool `json:"isDefault,omitempty"`
 	// URL is a signed URL of the package's zip file (GET).
 	URL string `json:"url"`
+	// Revision identifies the uploaded content: a version uploaded again
+	// gets a new revision, and nodes install it again instead of keeping
+	// the copy they have.
+	Revision string `json:"revision,omitempty"`
 	// Error, when set, says why the server could not resolve the package
 	// (no such application or version): the attempt fails with
 	// ApplicationPackageError without running.

@@ -29,11 +29,11 @@ type StorageLinks interface {
 
 // Applications resolves application package references.
 type Applications interface {
-	// Resolve returns the version to install (version, or the
+	// Resolve returns the order to install a package: the version (the
 	// application's default version when version is empty), whether that is
-	// the default version, and a signed URL of its zip file. It fails when
-	// the application or version does not exist.
-	Resolve(account, applicationID, version string) (resolved string, isDefault bool, url string, err error)
+	// the default version, a signed URL of its zip file and its revision. It
+	// fails when the application or version does not exist.
+	Resolve(account, applicationID, version string) (protocol.Package, error)
 }
 
 // signedURLLifetime is how long URLs signed for an attempt stay valid: long
@@ -193,7 +193,7 @@ func (s *Service) validatePoolPackages(account string, refs []azbatch.Applicatio
 		if s.cfg.Applications == nil {
 			return batch.Errorf(409, "InvalidApplicationPackageReferences", "This server has no applications.").With("applicationId", deref(r.ApplicationID))
 		}
-		if _, _, _, err := s.cfg.Applications.Resolve(account, appID(deref(r.ApplicationID)), deref(r.Version)); err != nil {
+		if _, err := s.cfg.Applications.Resolve(account, appID(deref(r.ApplicationID)), deref(r.Version)); err != nil {
 			return batch.Errorf(409, "InvalidApplicationPackageReferences", "One or more of the specified application package references are invalid: %v.", err).
 				With("applicationId", deref(r.ApplicationID)).With("version", deref(r.Version))
 		}
@@ -262,13 +262,12 @@ func (s *Service) packageOrders(account string, refs ...[]azbatch.ApplicationPac
 	for _, list := range refs {
 		for _, r := range list {
 			id, v := appID(deref(r.ApplicationID)), deref(r.Version)
-			p := protocol.Package{ApplicationID: id, Version: v}
-			if s.cfg.Applications == nil {
-				p.Error = "this server has no applications"
-			} else if rv, def, u, err := s.cfg.Applications.Resolve(account, id, v); err != nil {
-				p.Error = err.Error()
-			} else {
-				p.Version, p.IsDefault, p.URL = rv, def, u
+			p := protocol.Package{ApplicationID: id, Version: v, Error: "this server has no applications"}
+			if s.cfg.Applications != nil {
+				var err error
+				if p, err = s.cfg.Applications.Resolve(account, id, v); err != nil {
+					p = protocol.Package{ApplicationID: id, Version: v, Error: err.Error()}
+				}
 			}
 			out = append(out, p)
 		}

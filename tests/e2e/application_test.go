@@ -166,6 +166,17 @@ func TestApplicationPackages(t *testing.T) {
 		t.Fatalf("installed packages on the node: %v, want hello 1.0 and my-tool 3.1", names)
 	}
 
+	// A version uploaded again reaches the node that has the old copy.
+	if r := s.appRequest(t, http.MethodPut, "/kiln/applications/my-tool/versions/3.1", "application/zip", appZip(t, "tool-3.1-fixed")); r.Status != http.StatusCreated {
+		t.Fatalf("upload my-tool 3.1 again: %d %s", r.Status, r.Body)
+	}
+	taskAdd(t, s, "appjob", azbatch.CreateTaskContent{ID: to("again"), CommandLine: to(`/bin/sh -c '"$AZ_BATCH_APP_PACKAGE_my_tool_3_1/bin/hello.sh"'`),
+		ApplicationPackageReferences: []azbatch.ApplicationPackageReference{{ApplicationID: to("my-tool"), Version: to("3.1")}}})
+	again := taskWaitState(t, s, "appjob", "again", azbatch.TaskStateCompleted, time.Minute)
+	if out := taskMustReadFile(t, s, "appjob", "again", "stdout.txt"); out != "tool-3.1-fixed\n" {
+		t.Fatalf("after a new upload of my-tool 3.1 the task ran %q (%s)", out, describeTask(again))
+	}
+
 	// Management errors: unknown application, updates of existing versions
 	// when not allowed.
 	if r := s.appRequest(t, http.MethodPut, "/kiln/applications/nosuch/versions/1.0", "application/zip", appZip(t, "x")); r.Status != http.StatusNotFound {
