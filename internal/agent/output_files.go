@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"path"
@@ -141,12 +142,20 @@ func uploadOutputFile(ctx context.Context, hc *http.Client, root *os.Root, taskD
 	g.SetLimit(blobParallelFiles)
 	for _, m := range matches {
 		name := blobName(pat, m, of.Path)
+		fileHeaders := *headers
+		if fileHeaders.BlobContentType == nil {
+			// Without an uploadHeaders Content-Type, guess from the name
+			// (video/mp4, text/plain...) as `kiln storage upload` does.
+			if ct := mime.TypeByExtension(path.Ext(m)); ct != "" {
+				fileHeaders.BlobContentType = &ct
+			}
+		}
 		g.Go(func() error {
 			start := time.Now()
 			size, err := uploadBlob(gctx, cc, root, m, name, &blockblob.UploadFileOptions{
 				BlockSize:   blobBlockSize,
 				Concurrency: blobConcurrency,
-				HTTPHeaders: headers,
+				HTTPHeaders: &fileHeaders,
 				Metadata:    metadata,
 				AccessTier:  tier,
 			})

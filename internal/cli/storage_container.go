@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/spf13/cobra"
@@ -27,17 +30,25 @@ func (s *storageOptions) containerCommand() *cobra.Command {
 	}
 
 	create := &cobra.Command{
-		Use:     "create NAME",
-		Short:   "Create a container",
+		Use:   "create NAME",
+		Short: "Create a container",
+		Long: "Create a container. Like `az storage container create`, a container that exists already\n" +
+			"is not an error (the command says so) unless --fail-on-exist is given.",
 		Example: "  kiln storage container create inputs",
 		Args:    cobra.ExactArgs(1),
 	}
+	var failOnExist bool
+	create.Flags().BoolVar(&failOnExist, "fail-on-exist", false, "fail if the container exists already")
 	create.RunE = s.g.run(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 		client, t, err := s.client()
 		if err != nil {
 			return err
 		}
 		resp, err := client.CreateContainer(ctx, args[0], nil)
+		if bloberror.HasCode(err, bloberror.ContainerAlreadyExists) && !failOnExist {
+			fmt.Fprintf(cmd.ErrOrStderr(), "container %q already exists\n", args[0])
+			return nil
+		}
 		if err != nil {
 			return storageError(err, t, args[0])
 		}

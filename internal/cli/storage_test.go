@@ -142,7 +142,10 @@ func exerciseContainers(t *testing.T, cli storageCLI) {
 		t.Errorf("create: stdout %q", res.stdout)
 	}
 	cli.mustRun(t, "storage", "container", "create", "outputs")
-	cli.wantFail(t, `container "inputs" already exists`, "storage", "container", "create", "inputs")
+	if res := cli.mustRun(t, "storage", "container", "create", "inputs"); res.stdout != "" || !strings.Contains(res.stderr, `container "inputs" already exists`) {
+		t.Errorf("create of an existing container: stdout %q stderr %q", res.stdout, res.stderr)
+	}
+	cli.wantFail(t, `container "inputs" already exists`, "storage", "container", "create", "inputs", "--fail-on-exist")
 
 	res = cli.mustRun(t, "storage", "container", "list", "-o", "json")
 	var cs []storageContainer
