@@ -344,3 +344,34 @@ func TestStorageBadResourceFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageStartTaskResourceFiles: a start task gets its resource files
+// (a Kiln storage container and an httpUrl) before it runs on each node.
+func TestStorageStartTaskResourceFiles(t *testing.T) {
+	s := StartServer(t, nil)
+	sc := s.storageClient(t)
+	if _, err := sc.CreateContainer(ctx(t), "setup", nil); err != nil {
+		t.Fatal(err)
+	}
+	cc := sc.ServiceClient().NewContainerClient("setup")
+	storageUpload(t, cc, "tools/install.sh", []byte("#!/bin/sh\necho installed on $AZ_BATCH_NODE_ID\n"))
+	storageUpload(t, cc, "config.txt", []byte("setting=1\n"))
+	cfgURL := storageSAS(t, s.storageBase(), testAccount, testKey, "setup", "config.txt", "r", time.Now().Add(time.Hour))
+	s.CreatePool(t, "stp", 2, 1, func(c *azbatch.CreatePoolContent) {
+		c.StartTask = &azbatch.StartTask{
+			CommandLine: to(`/bin/sh -c './tools/install.sh && cat conf/config.txt'`),
+			ResourceFiles: []azbatch.ResourceFile{
+				{AutoStorageContainerName: to("setup"), BlobPrefix: to("tools/"), FileMode: to("0755")},
+				{HTTPURL: to(cfgURL), FilePath: to("conf/config.txt")},
+			},
+			WaitForSuccess: to(true),
+		}
+	})
+	s.WaitNodes(t, "stp", 2, azbatch.NodeStateIdle)
+	for _, id := range s.poolNodeIDs(t, "stp") {
+		out, err := s.poolReadNodeFile(t, "stp", id, "startup/stdout.txt")
+		if err != nil || out != "installed on "+id+"\nsetting=1\n" {
+			t.Fatalf("start task output on %s: %q, %v", id, out, err)
+		}
+	}
+}
