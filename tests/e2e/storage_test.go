@@ -336,6 +336,22 @@ func TestStorageBadResourceFiles(t *testing.T) {
 	for id, rf := range failing {
 		taskAdd(t, s, "badjob", azbatch.CreateTaskContent{ID: to(id), CommandLine: to("true"), ResourceFiles: []azbatch.ResourceFile{rf}})
 	}
+	// An output file that cannot be uploaded (the SAS grants no write)
+	// fails the task in the fileupload phase; the exit code stays 0.
+	readOnly := storageSAS(t, s.storageBase(), testAccount, testKey, "present", "", "rl", time.Now().Add(time.Hour))
+	taskAdd(t, s, "badjob", azbatch.CreateTaskContent{ID: to("noupload"), CommandLine: to(`/bin/sh -c 'echo data > result.txt'`),
+		OutputFiles: []azbatch.OutputFile{{FilePattern: to("result.txt"),
+			Destination:   &azbatch.OutputFileDestination{Container: &azbatch.OutputFileBlobContainerDestination{ContainerURL: to(readOnly)}},
+			UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to(azbatch.OutputFileUploadConditionTaskSuccess)}}}})
+	task := taskWaitState(t, s, "badjob", "noupload", azbatch.TaskStateCompleted, time.Minute)
+	if ei := task.ExecutionInfo; *ei.ExitCode != 0 || *ei.Result != azbatch.TaskExecutionResultFailure || ei.FailureInfo == nil ||
+		*ei.FailureInfo.Code != "FileUploadAccessDenied" || !strings.Contains(*ei.FailureInfo.Message, "result.txt") {
+		t.Errorf("task with a read-only output container: %s", describeTask(task))
+	}
+	if strings.Contains(describeTask(task), "sig=") {
+		t.Errorf("a failure message shows the SAS signature: %s", describeTask(task))
+	}
+
 	for id := range failing {
 		task := taskWaitState(t, s, "badjob", id, azbatch.TaskStateCompleted, time.Minute)
 		fi := task.ExecutionInfo.FailureInfo
