@@ -86,12 +86,18 @@ type Writes struct {
 	DeleteJobs  []Job // only Account and ID are read; also deletes the job's tasks
 	Tasks       []Task
 	DeleteTasks []TaskKey
+	// JobSchedules are upserted; DeleteJobSchedules read only Account and
+	// ID. Deleting a schedule does not delete its jobs: those are
+	// DeleteJobs of their own.
+	JobSchedules       []JobSchedule
+	DeleteJobSchedules []JobSchedule
 }
 
 // Empty reports whether w holds no change.
 func (w *Writes) Empty() bool {
 	return len(w.Pools)+len(w.DeletePools)+len(w.Nodes)+len(w.DeleteNodes)+
-		len(w.Jobs)+len(w.DeleteJobs)+len(w.Tasks)+len(w.DeleteTasks) == 0
+		len(w.Jobs)+len(w.DeleteJobs)+len(w.Tasks)+len(w.DeleteTasks)+
+		len(w.JobSchedules)+len(w.DeleteJobSchedules) == 0
 }
 
 // TaskListParams selects tasks of one job, in Seq order.
@@ -131,6 +137,11 @@ type Store interface {
 	JobInsert(ctx context.Context, j Job) error
 	JobGet(ctx context.Context, account, id string) (Job, error)
 	JobList(ctx context.Context, account string) ([]Job, error) // ordered by id
+
+	// JobScheduleInsert: ErrExists when the id is taken (case-insensitive).
+	JobScheduleInsert(ctx context.Context, js JobSchedule) error
+	JobScheduleGet(ctx context.Context, account, id string) (JobSchedule, error)
+	JobScheduleList(ctx context.Context, account string) ([]JobSchedule, error) // ordered by id
 
 	// TaskInsert inserts tasks of one job in one transaction and returns, for
 	// each input task in order, nil or ErrExists. Seq is assigned in input order.

@@ -32,6 +32,9 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 			ex.exec(s.ws.countDeleteJob, "job delete task counts", j.Account, j.ID)
 			ex.exec(s.ws.jobDelete, "job delete", j.Account, j.ID)
 		}
+		for _, js := range w.DeleteJobSchedules {
+			ex.exec(s.ws.scheduleDelete, "job schedule delete", js.Account, js.ID)
+		}
 		if ex.err != nil {
 			return ex.err
 		}
@@ -60,6 +63,9 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 		}
 		for _, j := range w.Jobs {
 			ex.exec(s.ws.jobUpsert, "job upsert", j.Account, j.ID, j.PoolID, j.State, j.Priority, j.Doc)
+		}
+		for _, js := range w.JobSchedules {
+			ex.exec(s.ws.scheduleUpsert, "job schedule upsert", js.Account, js.ID, js.State, js.Doc)
 		}
 		for _, t := range w.Tasks {
 			fk := foldTaskKey(t.Account, t.JobID, t.ID)

@@ -8,11 +8,12 @@ import (
 
 // Column lists, in the order the scan functions read them.
 const (
-	accountCols = `name, primary_key, secondary_key, creation_time`
-	poolCols    = `account, id, doc`
-	nodeCols    = `account, id, pool_id, state, doc`
-	jobCols     = `account, id, pool_id, state, priority, doc`
-	taskCols    = `account, job_id, id, seq, state, node_id, attempt_id, slots, result, doc`
+	accountCols  = `name, primary_key, secondary_key, creation_time`
+	poolCols     = `account, id, doc`
+	nodeCols     = `account, id, pool_id, state, doc`
+	jobCols      = `account, id, pool_id, state, priority, doc`
+	taskCols     = `account, job_id, id, seq, state, node_id, attempt_id, slots, result, doc`
+	scheduleCols = `account, id, state, doc`
 )
 
 // writeStmts are prepared once on the writer connection and bound to each
@@ -40,6 +41,10 @@ type writeStmts struct {
 
 	countAdd       *sql.Stmt
 	countDeleteJob *sql.Stmt
+
+	scheduleInsert *sql.Stmt
+	scheduleUpsert *sql.Stmt
+	scheduleDelete *sql.Stmt
 }
 
 func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -82,6 +87,12 @@ func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 			ON CONFLICT (account, job_id, state) DO UPDATE SET
 				count = count + excluded.count, slots = slots + excluded.slots`},
 		{&ws.countDeleteJob, `DELETE FROM task_counts WHERE account = ? AND job_id = ?`},
+
+		{&ws.scheduleInsert, `INSERT INTO job_schedules (` + scheduleCols + `) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`},
+		{&ws.scheduleUpsert, `INSERT INTO job_schedules (` + scheduleCols + `) VALUES (?, ?, ?, ?)
+			ON CONFLICT (account, id) DO UPDATE SET id = excluded.id, state = excluded.state, doc = excluded.doc`},
+		{&ws.scheduleDelete, `DELETE FROM job_schedules WHERE account = ? AND id = ?`},
 	})
 }
 
@@ -89,7 +100,7 @@ func (ws *writeStmts) close() {
 	closeAll(ws.accountInsert, ws.poolInsert, ws.poolUpsert, ws.poolDelete,
 		ws.nodeUpsert, ws.nodeDelete, ws.jobInsert, ws.jobUpsert, ws.jobDelete,
 		ws.jobDeleteTasks, ws.taskInsert, ws.taskStates, ws.taskUpdateSeq, ws.taskDeleteSeq,
-		ws.countAdd, ws.countDeleteJob)
+		ws.countAdd, ws.countDeleteJob, ws.scheduleInsert, ws.scheduleUpsert, ws.scheduleDelete)
 }
 
 // readStmts are prepared on the read pool; database/sql prepares each again
@@ -113,6 +124,9 @@ type readStmts struct {
 	taskListUnfinished     *sql.Stmt
 	taskListUnfinishedPage *sql.Stmt
 	taskCounts             *sql.Stmt
+
+	scheduleGet  *sql.Stmt
+	scheduleList *sql.Stmt
 }
 
 // Read queries. The tasks ones are checked against their intended plans in
@@ -158,13 +172,17 @@ func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&rs.taskListUnfinished, qTaskListUnfinished},
 		{&rs.taskListUnfinishedPage, qTaskListUnfinishedPage},
 		{&rs.taskCounts, qTaskCounts},
+
+		{&rs.scheduleGet, `SELECT ` + scheduleCols + ` FROM job_schedules WHERE account = ? AND id = ?`},
+		{&rs.scheduleList, `SELECT ` + scheduleCols + ` FROM job_schedules WHERE account = ? ORDER BY id`},
 	})
 }
 
 func (rs *readStmts) close() {
 	closeAll(rs.accountGet, rs.accountList, rs.poolGet, rs.poolList,
 		rs.nodeGet, rs.nodeListByPool, rs.nodeListAll, rs.jobGet, rs.jobList,
-		rs.taskGet, rs.taskList, rs.taskListUnfinished, rs.taskListUnfinishedPage, rs.taskCounts)
+		rs.taskGet, rs.taskList, rs.taskListUnfinished, rs.taskListUnfinishedPage, rs.taskCounts,
+		rs.scheduleGet, rs.scheduleList)
 }
 
 type stmtDef struct {
