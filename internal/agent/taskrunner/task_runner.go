@@ -55,6 +55,9 @@ type Result struct {
 	// StartErr is the error Start returned. Wait never sets it; it lets a
 	// caller keep a failed start and a finished run in one value (see Failed).
 	StartErr error
+	// Usage is what the process and the descendants it waited for
+	// consumed (see Usage for what is and is not counted).
+	Usage Usage
 }
 
 // Failed returns a Result for a process that could not be started.
@@ -164,6 +167,9 @@ func (p *Process) wait() {
 	// signal an unrelated process group.
 	waitExited(p.cmd.Process.Pid)
 	end := time.Now()
+	// The exited, unreaped process still holds its final I/O counters.
+	var usage Usage
+	ioUsage(p.cmd.Process.Pid, &usage)
 	p.mu.Lock()
 	p.exited = true
 	p.mu.Unlock()
@@ -172,7 +178,8 @@ func (p *Process) wait() {
 	}
 
 	_ = p.cmd.Wait() // exit status is read from ProcessState below
-	res := Result{ExitCode: exitCode(p.cmd.ProcessState), StartTime: p.start, EndTime: end}
+	cpuUsage(p.cmd.ProcessState, &usage)
+	res := Result{ExitCode: exitCode(p.cmd.ProcessState), StartTime: p.start, EndTime: end, Usage: usage}
 	p.mu.Lock()
 	res.Killed, res.TimedOut = p.killed, p.timedOut
 	p.result = res
