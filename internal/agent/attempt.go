@@ -229,6 +229,7 @@ func (a *agent) execute(at *attempt) protocol.Event {
 		ExitCode:  &code,
 		TimedOut:  res.TimedOut,
 		Killed:    res.Killed,
+		Stats:     attemptStats(res),
 	}
 	// Output files follow every end but a kill: a task that failed or
 	// timed out uploads what its conditions ask for (its logs, typically).

@@ -233,6 +233,28 @@ type Event struct {
 	Failure   *FailureInfo `json:"failure,omitempty"`
 	TimedOut  bool         `json:"timedOut,omitempty"`
 	Killed    bool         `json:"killed,omitempty"`
+	// Stats (optional) is what the attempt's process consumed. Agents
+	// before it existed send none; the server then counts the wall clock
+	// from StartTime to Time and nothing else.
+	Stats *AttemptStats `json:"stats,omitempty"`
+}
+
+// AttemptStats is the resource usage of one attempt's process, measured
+// when it exited: CPU from its rusage, I/O from the kernel's per-process
+// accounting, both including the descendants it waited for (see
+// taskrunner.Usage for exactly what is counted).
+type AttemptStats struct {
+	// WallClock is how long the process ran (start to exit), without the
+	// downloads before and uploads after it.
+	WallClock Duration `json:"wallClock"`
+	UserCPU   Duration `json:"userCpu"`
+	KernelCPU Duration `json:"kernelCpu"`
+	// ReadOps and WriteOps count read and write system calls; ReadBytes
+	// and WriteBytes are bytes read from and written to storage.
+	ReadOps    int64 `json:"readOps"`
+	WriteOps   int64 `json:"writeOps"`
+	ReadBytes  int64 `json:"readBytes"`
+	WriteBytes int64 `json:"writeBytes"`
 }
 
 // FailureInfo mirrors Azure's TaskFailureInformation.
