@@ -91,13 +91,15 @@ type Writes struct {
 	// DeleteJobs of their own.
 	JobSchedules       []JobSchedule
 	DeleteJobSchedules []JobSchedule
+	// AccountStats are upserted by account and kind.
+	AccountStats []AccountStats
 }
 
 // Empty reports whether w holds no change.
 func (w *Writes) Empty() bool {
 	return len(w.Pools)+len(w.DeletePools)+len(w.Nodes)+len(w.DeleteNodes)+
 		len(w.Jobs)+len(w.DeleteJobs)+len(w.Tasks)+len(w.DeleteTasks)+
-		len(w.JobSchedules)+len(w.DeleteJobSchedules) == 0
+		len(w.JobSchedules)+len(w.DeleteJobSchedules)+len(w.AccountStats) == 0
 }
 
 // TaskListParams selects tasks of one job, in Seq order.
@@ -142,6 +144,10 @@ type Store interface {
 	JobScheduleInsert(ctx context.Context, js JobSchedule) error
 	JobScheduleGet(ctx context.Context, account, id string) (JobSchedule, error)
 	JobScheduleList(ctx context.Context, account string) ([]JobSchedule, error) // ordered by id
+
+	// AccountStatsList returns every account's lifetime statistics records
+	// (ordered by account and kind); Apply upserts them.
+	AccountStatsList(ctx context.Context) ([]AccountStats, error)
 
 	// TaskInsert inserts tasks of one job in one transaction and returns, for
 	// each input task in order, nil or ErrExists. Seq is assigned in input order.

@@ -67,6 +67,9 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 		for _, js := range w.JobSchedules {
 			ex.exec(s.ws.scheduleUpsert, "job schedule upsert", js.Account, js.ID, js.State, js.Doc)
 		}
+		for _, a := range w.AccountStats {
+			ex.exec(s.ws.statsUpsert, "account stats upsert", a.Account, a.Kind, a.Doc)
+		}
 		for _, t := range w.Tasks {
 			fk := foldTaskKey(t.Account, t.JobID, t.ID)
 			next := taskState{state: t.State, slots: int64(t.Slots)}

@@ -14,6 +14,7 @@ const (
 	jobCols      = `account, id, pool_id, state, priority, doc`
 	taskCols     = `account, job_id, id, seq, state, node_id, attempt_id, slots, result, doc`
 	scheduleCols = `account, id, state, doc`
+	statsCols    = `account, kind, doc`
 )
 
 // writeStmts are prepared once on the writer connection and bound to each
@@ -45,6 +46,8 @@ type writeStmts struct {
 	scheduleInsert *sql.Stmt
 	scheduleUpsert *sql.Stmt
 	scheduleDelete *sql.Stmt
+
+	statsUpsert *sql.Stmt
 }
 
 func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -93,6 +96,9 @@ func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&ws.scheduleUpsert, `INSERT INTO job_schedules (` + scheduleCols + `) VALUES (?, ?, ?, ?)
 			ON CONFLICT (account, id) DO UPDATE SET id = excluded.id, state = excluded.state, doc = excluded.doc`},
 		{&ws.scheduleDelete, `DELETE FROM job_schedules WHERE account = ? AND id = ?`},
+
+		{&ws.statsUpsert, `INSERT INTO account_stats (` + statsCols + `) VALUES (?, ?, ?)
+			ON CONFLICT (account, kind) DO UPDATE SET doc = excluded.doc`},
 	})
 }
 
@@ -100,7 +106,8 @@ func (ws *writeStmts) close() {
 	closeAll(ws.accountInsert, ws.poolInsert, ws.poolUpsert, ws.poolDelete,
 		ws.nodeUpsert, ws.nodeDelete, ws.jobInsert, ws.jobUpsert, ws.jobDelete,
 		ws.jobDeleteTasks, ws.taskInsert, ws.taskStates, ws.taskUpdateSeq, ws.taskDeleteSeq,
-		ws.countAdd, ws.countDeleteJob, ws.scheduleInsert, ws.scheduleUpsert, ws.scheduleDelete)
+		ws.countAdd, ws.countDeleteJob, ws.scheduleInsert, ws.scheduleUpsert, ws.scheduleDelete,
+		ws.statsUpsert)
 }
 
 // readStmts are prepared on the read pool; database/sql prepares each again
@@ -127,6 +134,8 @@ type readStmts struct {
 
 	scheduleGet  *sql.Stmt
 	scheduleList *sql.Stmt
+
+	statsList *sql.Stmt
 }
 
 // Read queries. The tasks ones are checked against their intended plans in
@@ -175,6 +184,8 @@ func (rs *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 		{&rs.scheduleGet, `SELECT ` + scheduleCols + ` FROM job_schedules WHERE account = ? AND id = ?`},
 		{&rs.scheduleList, `SELECT ` + scheduleCols + ` FROM job_schedules WHERE account = ? ORDER BY id`},
+
+		{&rs.statsList, `SELECT ` + statsCols + ` FROM account_stats ORDER BY account, kind`},
 	})
 }
 
@@ -182,7 +193,7 @@ func (rs *readStmts) close() {
 	closeAll(rs.accountGet, rs.accountList, rs.poolGet, rs.poolList,
 		rs.nodeGet, rs.nodeListByPool, rs.nodeListAll, rs.jobGet, rs.jobList,
 		rs.taskGet, rs.taskList, rs.taskListUnfinished, rs.taskListUnfinishedPage, rs.taskCounts,
-		rs.scheduleGet, rs.scheduleList)
+		rs.scheduleGet, rs.scheduleList, rs.statsList)
 }
 
 type stmtDef struct {
