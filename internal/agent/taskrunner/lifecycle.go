@@ -16,6 +16,7 @@ func (p *Process) Kill() {
 	}
 	p.killed = true
 	p.killGroupLocked()
+	p.linger.release()
 }
 
 // timeout is run by the MaxWallClock timer.

@@ -40,6 +40,14 @@ type Spec struct {
 	// MaxWallClock bounds the run time; on expiry the whole process group is
 	// killed and Result.TimedOut is set. Zero means no limit.
 	MaxWallClock time.Duration
+	// Append opens Stdout and Stderr for appending instead of truncating
+	// them: a multi-instance task's application command writes after the
+	// coordination command that ran before it in the same directory.
+	Append bool
+	// Linger keeps the process group after the leader exits (see
+	// linger.go): LeaderExited reports the exit while whatever the leader
+	// left running in its group keeps running, until Kill ends it all.
+	Linger bool
 }
 
 // Result is how a process ended.
@@ -78,6 +86,7 @@ type Process struct {
 	killed   bool
 	timedOut bool
 	result   Result
+	linger   *lingerState // nil unless Spec.Linger
 }
 
 // Start starts the process described by spec. Errors (working directory,
@@ -94,7 +103,7 @@ func Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	stdout, stderr, closeOutputs, err := openOutputs(spec.Stdout, spec.Stderr)
+	stdout, stderr, closeOutputs, err := openOutputs(spec.Stdout, spec.Stderr, spec.Append)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +132,9 @@ func Start(spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("taskrunner: start %s: %w", spec.Args[0], err)
 	}
 	p := &Process{cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	if spec.Linger {
+		p.linger = newLingerState()
+	}
 	if spec.MaxWallClock > 0 {
 		p.timer = time.AfterFunc(spec.MaxWallClock, p.timeout)
 	}
@@ -167,6 +179,7 @@ func (p *Process) wait() {
 	// signal an unrelated process group.
 	waitExited(p.cmd.Process.Pid)
 	end := time.Now()
+	p.lingerAfterExit(end)
 	// The exited, unreaped process still holds its final I/O counters.
 	var usage Usage
 	ioUsage(p.cmd.Process.Pid, &usage)
@@ -185,6 +198,7 @@ func (p *Process) wait() {
 	p.result = res
 	p.mu.Unlock()
 	close(p.done)
+	p.lingerEnded()
 }
 
 func exitCode(ps *os.ProcessState) int {
@@ -197,7 +211,11 @@ func exitCode(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-func openOutputs(stdoutPath, stderrPath string) (stdout, stderr *os.File, closeAll func(), err error) {
+func openOutputs(stdoutPath, stderrPath string, appendOut bool) (stdout, stderr *os.File, closeAll func(), err error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendOut {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
 	var files []*os.File
 	closeAll = func() {
 		for _, f := range files {
@@ -208,7 +226,7 @@ func openOutputs(stdoutPath, stderrPath string) (stdout, stderr *os.File, closeA
 		if name == "" {
 			return nil, nil // exec.Cmd connects nil to /dev/null
 		}
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		f, err := os.OpenFile(name, flags, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("taskrunner: open output: %w", err)
 		}
