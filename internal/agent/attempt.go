@@ -156,7 +156,12 @@ func (a *agent) runAttempt(at *attempt) {
 		case <-at.ctx.Done():
 		}
 	}
-	ev := a.execute(at)
+	var ev protocol.Event
+	if at.as.Kind == protocol.KindSubtask {
+		ev = a.executeSubtask(at)
+	} else {
+		ev = a.execute(at)
+	}
 	ev.Kind = protocol.EventCompleted
 	a.emit(at, ev)
 	a.log.Debug("attempt completed", "attempt", at.as.AttemptID, "exitCode", deref(ev.ExitCode),
@@ -211,6 +216,8 @@ func (a *agent) execute(at *attempt) protocol.Event {
 		Stdout:       filepath.Join(at.dir, "stdout.txt"),
 		Stderr:       filepath.Join(at.dir, "stderr.txt"),
 		MaxWallClock: time.Duration(as.MaxWallClock),
+		// A multi-instance primary writes after its coordination command.
+		Append: as.MultiInstance != nil,
 	})
 	switch {
 	case errors.Is(err, taskrunner.ErrProgramNotFound):

@@ -55,6 +55,8 @@ func taskEnv(at *attempt, poolID, rootDir, wd string) []string {
 			set("AZ_BATCH_JOB_ID", at.as.JobID)
 		}
 	}
+	multiInstanceEnv(at, set)
+	jobPrepEnv(at, rootDir, set)
 	// Pool packages first: a task's own version of an application wins
 	// the variable without a version.
 	for _, p := range slices.Concat(at.node.Packages, at.as.Packages) {

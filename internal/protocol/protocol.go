@@ -121,6 +121,18 @@ type SyncResponse struct {
 const (
 	KindTask      = "task"
 	KindStartTask = "starttask"
+	// KindJobPreparation and KindJobRelease run a job's preparation task
+	// (before the job's first task on the node) and release task (when the
+	// job ends) in their own directories under the job's.
+	KindJobPreparation = "jobpreparation"
+	KindJobRelease     = "jobrelease"
+	// KindSubtask is one instance of a multi-instance task: it downloads
+	// ResourceFiles (the common resource files) into Dir itself, not Dir/wd,
+	// runs CommandLine (the coordination command), reports EventCoordinated
+	// when it exits with code 0 and then keeps whatever it left running in
+	// its process group until it is killed. The primary's application
+	// command is a KindTask assignment with MultiInstance set.
+	KindSubtask = "subtask"
 )
 
 // Assignment is one attempt to run a command on the node.
@@ -152,9 +164,32 @@ type Assignment struct {
 	// installs each name+version once per node and sets
 	// AZ_BATCH_APP_PACKAGE_* for every one of them.
 	Packages []Package `json:"packages,omitempty"`
+	// JobPrepDir is the directory of the job's preparation task relative to
+	// the node root, for every attempt of a job that has one except the
+	// preparation task itself: the agent sets AZ_BATCH_JOB_PREP_DIR and
+	// AZ_BATCH_JOB_PREP_WORKING_DIR from it.
+	JobPrepDir string `json:"jobPrepDir,omitempty"`
+	// MultiInstance is set on every attempt of a multi-instance task: the
+	// subtasks (KindSubtask) and the primary's application command.
+	MultiInstance *MultiInstance `json:"multiInstance,omitempty"`
 	// DeliveredIn is the Seq of the sync request whose response carried this
 	// assignment; set by the server, echoed for debugging.
 	DeliveredIn int64 `json:"deliveredIn"`
+}
+
+// MultiInstance places an attempt in its multi-instance task: the agent sets
+// AZ_BATCH_HOST_LIST, AZ_BATCH_NODE_LIST, AZ_BATCH_MASTER_NODE,
+// AZ_BATCH_IS_CURRENT_NODE_MASTER and AZ_BATCH_TASK_SHARED_DIR (the task
+// directory, where the common resource files are) from it.
+type MultiInstance struct {
+	// SubtaskID is the instance: 0 on the master node (the primary), 1 to
+	// N-1 on the others.
+	SubtaskID int `json:"subtaskId"`
+	// Hosts are the IP addresses of the task's N nodes, master first.
+	Hosts []string `json:"hosts"`
+	// Master is the master node's IP address and a port reserved for Kiln
+	// (its agent's file server), as in Azure's AZ_BATCH_MASTER_NODE.
+	Master string `json:"master"`
 }
 
 // ResourceFile is a file, or the blobs of a container, to fetch into the
@@ -219,6 +254,10 @@ type Package struct {
 const (
 	EventStarted   = "started"   // process started (task state running)
 	EventCompleted = "completed" // process finished, or could not start
+	// EventCoordinated: a KindSubtask's coordination command exited with
+	// code 0 (ExitCode is set). The attempt goes on, holding what the
+	// command left running, until it is killed; its completed event follows.
+	EventCoordinated = "coordinated"
 )
 
 // Event reports progress of one attempt.
