@@ -36,11 +36,16 @@ func (c *jobCounts) unfinished() int32 { return c.Active + c.Running }
 
 func (j *jobState) id() string { return deref(j.doc.ID) }
 
+// poolID is the pool the job runs on: poolInfo.poolId, or for an auto pool
+// (which poolInfo does not name) executionInfo.poolId.
 func (j *jobState) poolID() string {
-	if j.doc.PoolInfo == nil {
+	if j.doc.PoolInfo != nil && deref(j.doc.PoolInfo.PoolID) != "" {
+		return *j.doc.PoolInfo.PoolID
+	}
+	if j.doc.ExecutionInfo == nil {
 		return ""
 	}
-	return deref(j.doc.PoolInfo.PoolID)
+	return deref(j.doc.ExecutionInfo.PoolID)
 }
 
 func (j *jobState) etag() string { return string(deref(j.doc.ETag)) }
@@ -167,6 +172,10 @@ func checkOnAllTasksCompleteChange(j *jobState, to *azbatch.OnAllTasksComplete) 
 
 // JobAdd creates a job on an existing or future pool.
 func (s *Service) JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) (Object, error) {
+	// Only jobs of job schedules have other ids (<schedule>:job-<n>).
+	if err := batch.ValidateID("id", deref(c.ID), 64); err != nil {
+		return Object{}, err
+	}
 	if err := s.addJob(ctx, account, c); err != nil {
 		return Object{}, err
 	}
@@ -174,29 +183,61 @@ func (s *Service) JobAdd(ctx context.Context, account string, c *azbatch.CreateJ
 	return o, nil
 }
 
+// addJob creates a job: JobAdd's, and a job schedule's for each run (the
+// schedule's jobs skip JobAdd's id check: their ids hold a colon).
 func (s *Service) addJob(ctx context.Context, account string, c *azbatch.CreateJobContent) error {
-	id := deref(c.ID)
-	if err := batch.ValidateID("id", id, 64); err != nil {
+	doc, err := s.newJobDoc(account, c)
+	if err != nil {
 		return err
 	}
-	if c.PoolInfo == nil {
-		return batch.MissingProperty("poolInfo")
+	id, now := deref(doc.ID), deref(doc.CreationTime)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.jobs[key(account, id)]; ok {
+		return batch.Conflict("JobExists", "The specified job already exists.").With("id", id)
 	}
-	if c.PoolInfo.AutoPoolSpecification != nil {
-		return batch.InvalidProperty("poolInfo.autoPoolSpecification", "", "Auto pools are not supported by this Kiln version yet; name a poolId.")
+	if _, ok := s.sched.byKey[key(account, id)]; ok {
+		return batch.Conflict("JobScheduleWithSameIdExists", "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.").With("id", id)
 	}
-	if deref(c.PoolInfo.PoolID) == "" {
-		return batch.MissingProperty("poolInfo.poolId")
+	j := &jobState{account: account, doc: doc}
+	j.doc.ETag = ptr(azcore.ETag(s.newETag()))
+	j.doc.LastModified = &now
+	var w store.Writes
+	s.writeJob(j, &w)
+	if err := s.cfg.Store.JobInsert(context.WithoutCancel(ctx), w.Jobs[0]); err != nil {
+		if err == store.ErrExists {
+			return batch.Conflict("JobExists", "The specified job already exists.").With("id", id)
+		}
+		return err
+	}
+	s.jobs[key(account, id)] = j
+	if err := s.createAutoPoolLocked(ctx, j); err != nil {
+		return err
+	}
+	return nil
+}
+
+// newJobDoc validates a job to create and returns its document (without
+// ETag and Last-Modified). Job add and job schedules (which check their job
+// specification with it) share it; it needs no lock.
+func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbatch.Job, error) {
+	id := deref(c.ID)
+	if id == "" {
+		return nil, batch.MissingProperty("id")
+	}
+	poolInfo, err := s.newJobPoolInfo(account, id, c.PoolInfo)
+	if err != nil {
+		return nil, err
 	}
 	if err := validatePriority(c.Priority); err != nil {
-		return err
+		return nil, err
 	}
 	if err := validateJobConstraints(c.Constraints); err != nil {
-		return err
+		return nil, err
 	}
 	onAll, err := validateOnAllTasksComplete(c.OnAllTasksComplete)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if onAll == nil {
 		onAll = ptr(azbatch.OnAllTasksCompleteNoAction)
@@ -206,10 +247,10 @@ func (s *Service) addJob(ctx context.Context, account string, c *azbatch.CreateJ
 		onFail = ptr(azbatch.OnTaskFailure(strings.ToLower(string(*c.OnTaskFailure))))
 	}
 	if deref(c.UsesTaskDependencies) {
-		return batch.InvalidProperty("usesTaskDependencies", "true", "Task dependencies are not supported by this Kiln version yet.")
+		return nil, batch.InvalidProperty("usesTaskDependencies", "true", "Task dependencies are not supported by this Kiln version yet.")
 	}
 	if c.JobManagerTask != nil || c.JobPreparationTask != nil || c.JobReleaseTask != nil {
-		return batch.InvalidProperty("jobManagerTask", "", "Job manager, preparation and release tasks are not supported by this Kiln version yet.")
+		return nil, batch.InvalidProperty("jobManagerTask", "", "Job manager, preparation and release tasks are not supported by this Kiln version yet.")
 	}
 	now := s.now()
 	constraints := c.Constraints
@@ -232,7 +273,7 @@ func (s *Service) addJob(ctx context.Context, account string, c *azbatch.CreateJ
 		MaxParallelTasks:          ptr(int32(-1)),
 		Constraints:               constraints,
 		CommonEnvironmentSettings: c.CommonEnvironmentSettings,
-		PoolInfo:                  &azbatch.PoolInfo{PoolID: c.PoolInfo.PoolID},
+		PoolInfo:                  poolInfo,
 		OnAllTasksComplete:        onAll,
 		OnTaskFailure:             onFail,
 		Metadata:                  c.Metadata,
@@ -240,32 +281,15 @@ func (s *Service) addJob(ctx context.Context, account string, c *azbatch.CreateJ
 		State:                     ptr(azbatch.JobStateActive),
 		StateTransitionTime:       &now,
 		CreationTime:              &now,
-		ExecutionInfo:             &azbatch.JobExecutionInfo{StartTime: &now, PoolID: c.PoolInfo.PoolID},
+		ExecutionInfo:             &azbatch.JobExecutionInfo{StartTime: &now, PoolID: poolInfo.PoolID},
 	}
 	if c.MaxParallelTasks != nil {
 		if *c.MaxParallelTasks == 0 || *c.MaxParallelTasks < -1 {
-			return batch.InvalidProperty("maxParallelTasks", itoa(*c.MaxParallelTasks), "The value must be -1 or greater than 0.")
+			return nil, batch.InvalidProperty("maxParallelTasks", itoa(*c.MaxParallelTasks), "The value must be -1 or greater than 0.")
 		}
 		doc.MaxParallelTasks = c.MaxParallelTasks
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.jobs[key(account, id)]; ok {
-		return batch.Conflict("JobExists", "The specified job already exists.").With("id", id)
-	}
-	j := &jobState{account: account, doc: doc}
-	j.doc.ETag = ptr(azcore.ETag(s.newETag()))
-	j.doc.LastModified = &now
-	var w store.Writes
-	s.writeJob(j, &w)
-	if err := s.cfg.Store.JobInsert(context.WithoutCancel(ctx), w.Jobs[0]); err != nil {
-		if err == store.ErrExists {
-			return batch.Conflict("JobExists", "The specified job already exists.").With("id", id)
-		}
-		return err
-	}
-	s.jobs[key(account, id)] = j
-	return nil
+	return doc, nil
 }
 
 // JobGet returns a job.
@@ -348,6 +372,7 @@ func (s *Service) JobDelete(ctx context.Context, account, jobID string, cond Con
 	}
 	w.DeleteJobs = append(w.DeleteJobs, store.Job{Account: j.account, ID: j.id()})
 	w.Tasks = w.Tasks[:0:0]
+	s.jobEndedLocked(j, &w)
 	s.dispatchLocked(&w)
 	return s.commit(ctx, &w)
 }
@@ -600,6 +625,7 @@ func (s *Service) terminateJobLocked(j *jobState, reason string, w *store.Writes
 	j.doc.ExecutionInfo.EndTime = &now
 	j.doc.ExecutionInfo.TerminationReason = &reason
 	s.touchJob(j, w)
+	s.jobEndedLocked(j, w)
 }
 
 // maybeCompleteJobLocked applies onAllTasksComplete: terminatejob ends the

@@ -102,6 +102,9 @@ func (s *Service) load(ctx context.Context) error {
 	// keeps its order). Queued tasks are rebuilt from their columns alone:
 	// their documents stay in the store.
 	var w store.Writes
+	if err := s.loadSchedules(ctx, accts, &w); err != nil {
+		return err
+	}
 	const page = 10000
 	var after int64
 	for {
@@ -119,6 +122,7 @@ func (s *Service) load(ctx context.Context) error {
 			break
 		}
 	}
+	defer s.startNodes(s.recoverAutoPoolsLocked(&w))
 	for _, p := range s.pools {
 		starts := s.reconcilePoolLocked(p, &w)
 		defer s.startNodes(starts)

@@ -144,33 +144,69 @@ func (s *Service) PoolAdd(ctx context.Context, account string, c *azbatch.Create
 }
 
 func (s *Service) addPool(ctx context.Context, account string, c *azbatch.CreatePoolContent) error {
+	doc, err := s.newPoolDoc(account, c)
+	if err != nil {
+		return err
+	}
+	id, now := deref(doc.ID), deref(doc.CreationTime)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pools[key(account, id)]; ok {
+		return batch.Conflict("PoolExists", "The specified pool already exists.").With("id", id)
+	}
+	p := &poolState{account: account, doc: doc, nodes: map[string]*nodeState{}, deallocation: azbatch.NodeDeallocationOptionRequeue}
+	p.doc.ETag = ptr(azcore.ETag(s.newETag()))
+	p.doc.LastModified = &now
+	rec, err := p.record()
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.PoolInsert(context.WithoutCancel(ctx), rec); err != nil {
+		if err == store.ErrExists {
+			return batch.Conflict("PoolExists", "The specified pool already exists.").With("id", id)
+		}
+		return err
+	}
+	s.pools[key(account, id)] = p
+	var w store.Writes
+	starts := s.reconcilePoolLocked(p, &w)
+	if err := s.commit(ctx, &w); err != nil {
+		return err
+	}
+	s.startNodes(starts)
+	return nil
+}
+
+// newPoolDoc validates a pool to create and returns its document (without
+// ETag and Last-Modified). Pool add and auto pools share it; it needs no lock.
+func (s *Service) newPoolDoc(account string, c *azbatch.CreatePoolContent) (*azbatch.Pool, error) {
 	id := deref(c.ID)
 	if err := batch.ValidateID("id", id, 64); err != nil {
-		return err
+		return nil, err
 	}
 	if deref(c.VMSize) == "" {
-		return batch.MissingProperty("vmSize")
+		return nil, batch.MissingProperty("vmSize")
 	}
 	if deref(c.EnableAutoScale) {
-		return batch.InvalidProperty("enableAutoScale", "true", "Autoscale formulas are not supported by this Kiln version yet; set targetDedicatedNodes.")
+		return nil, batch.InvalidProperty("enableAutoScale", "true", "Autoscale formulas are not supported by this Kiln version yet; set targetDedicatedNodes.")
 	}
 	if err := validateTargets(c.TargetDedicatedNodes, c.TargetLowPriorityNodes); err != nil {
-		return err
+		return nil, err
 	}
 	if err := validateResizeTimeout(c.ResizeTimeout); err != nil {
-		return err
+		return nil, err
 	}
 	if n := c.TaskSlotsPerNode; n != nil && (*n < 1 || *n > MaxTaskSlotsPerNode) {
-		return batch.InvalidProperty("taskSlotsPerNode", itoa(*n), "The value must be between 1 and "+itoa(MaxTaskSlotsPerNode)+".")
+		return nil, batch.InvalidProperty("taskSlotsPerNode", itoa(*n), "The value must be between 1 and "+itoa(MaxTaskSlotsPerNode)+".")
 	}
 	if err := validateNodeFill(c.TaskSchedulingPolicy); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.validateStartTask(c.StartTask); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
-		return err
+		return nil, err
 	}
 
 	now := s.now()
@@ -216,33 +252,7 @@ func (s *Service) addPool(ctx context.Context, account string, c *azbatch.Create
 		doc.TargetNodeCommunicationMode = ptr(azbatch.NodeCommunicationModeDefault)
 	}
 	doc.CurrentNodeCommunicationMode = ptr(azbatch.NodeCommunicationModeSimplified)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.pools[key(account, id)]; ok {
-		return batch.Conflict("PoolExists", "The specified pool already exists.").With("id", id)
-	}
-	p := &poolState{account: account, doc: doc, nodes: map[string]*nodeState{}, deallocation: azbatch.NodeDeallocationOptionRequeue}
-	p.doc.ETag = ptr(azcore.ETag(s.newETag()))
-	p.doc.LastModified = &now
-	rec, err := p.record()
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Store.PoolInsert(context.WithoutCancel(ctx), rec); err != nil {
-		if err == store.ErrExists {
-			return batch.Conflict("PoolExists", "The specified pool already exists.").With("id", id)
-		}
-		return err
-	}
-	s.pools[key(account, id)] = p
-	var w store.Writes
-	starts := s.reconcilePoolLocked(p, &w)
-	if err := s.commit(ctx, &w); err != nil {
-		return err
-	}
-	s.startNodes(starts)
-	return nil
+	return doc, nil
 }
 
 // PoolGet returns a pool.
@@ -297,6 +307,13 @@ func (s *Service) PoolDelete(ctx context.Context, account, poolID string, cond C
 		return err
 	}
 	var w store.Writes
+	s.deletePoolLocked(p, &w)
+	return s.commit(ctx, &w)
+}
+
+// deletePoolLocked moves a pool to deleting: its nodes leave and the pool
+// goes once they are gone. Pool delete and auto pool lifetimes share it.
+func (s *Service) deletePoolLocked(p *poolState, w *store.Writes) {
 	if deref(p.doc.State) != azbatch.PoolStateDeleting {
 		now := s.now()
 		p.doc.State = ptr(azbatch.PoolStateDeleting)
@@ -304,10 +321,9 @@ func (s *Service) PoolDelete(ctx context.Context, account, poolID string, cond C
 		p.doc.TargetDedicatedNodes = ptr(int32(0))
 		p.doc.TargetLowPriorityNodes = ptr(int32(0))
 		p.deallocation = azbatch.NodeDeallocationOptionRequeue
-		s.touchPool(p, &w)
+		s.touchPool(p, w)
 	}
-	s.reconcilePoolLocked(p, &w)
-	return s.commit(ctx, &w)
+	s.reconcilePoolLocked(p, w)
 }
 
 func (s *Service) writablePoolLocked(account, poolID string, cond Conditions) (*poolState, error) {

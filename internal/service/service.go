@@ -56,6 +56,9 @@ type Config struct {
 	Applications Applications
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// Clock is what the job schedule runner waits with (default
+	// SystemClock). Now, when nil, is Clock.Now.
+	Clock Clock
 }
 
 // Service implements Operations and the agent protocol.
@@ -73,6 +76,8 @@ type Service struct {
 	started  time.Time
 	// retention holds completed task directories to delete, by time.
 	retention retentionHeap
+	// sched holds the job schedules and the runner's due times.
+	sched schedules
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -100,8 +105,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = cfg.Clock.Now
 	}
 	if cfg.AccountURL == nil {
 		cfg.AccountURL = func(string) string { return "" }
@@ -116,6 +124,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		jobs:     map[string]*jobState{},
 		tasks:    map[string]*taskState{},
 		stop:     make(chan struct{}),
+		sched:    newSchedules(),
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -123,10 +132,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Start runs the background loops (node health, pool sizes, retention).
+// Start runs the background loops (node health, pool sizes, retention, job
+// schedules).
 func (s *Service) Start() {
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.maintain()
+	go s.runSchedules()
 }
 
 // Close stops the background loops. Nodes keep running: a restarted server
