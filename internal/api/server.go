@@ -141,6 +141,19 @@ func (s *server) routes() {
 	h("POST /jobs/{jobId}/terminate", s.jobTerminate)
 	h("GET /jobs/{jobId}/taskcounts", s.jobTaskCounts)
 
+	// Job schedules.
+	h("POST /jobschedules", s.jobScheduleAdd)
+	h("GET /jobschedules", s.jobScheduleList)
+	h("GET /jobschedules/{jobScheduleId}", s.jobScheduleGet)
+	h("HEAD /jobschedules/{jobScheduleId}", s.jobScheduleExists)
+	h("DELETE /jobschedules/{jobScheduleId}", s.jobScheduleDelete)
+	h("PATCH /jobschedules/{jobScheduleId}", s.jobSchedulePatch)
+	h("PUT /jobschedules/{jobScheduleId}", s.jobScheduleUpdate)
+	h("POST /jobschedules/{jobScheduleId}/disable", s.jobScheduleDisable)
+	h("POST /jobschedules/{jobScheduleId}/enable", s.jobScheduleEnable)
+	h("POST /jobschedules/{jobScheduleId}/terminate", s.jobScheduleTerminate)
+	h("GET /jobschedules/{jobScheduleId}/jobs", s.jobScheduleJobList)
+
 	// Tasks.
 	h("POST /jobs/{jobId}/tasks", s.taskAdd)
 	h("POST /jobs/{jobId}/addtaskcollection", s.taskAddCollection)
@@ -179,17 +192,6 @@ var notImplemented = map[string]string{
 	"GET /lifetimejobstats":                                         "Job_GetAllLifetimeStatistics",
 	"POST /certificates":                                            "Certificate_Add",
 	"GET /certificates":                                             "Certificate_List",
-	"POST /jobschedules":                                            "JobSchedule_Add",
-	"GET /jobschedules":                                             "JobSchedule_List",
-	"HEAD /jobschedules/{jobScheduleId}":                            "JobSchedule_Exists",
-	"GET /jobschedules/{jobScheduleId}":                             "JobSchedule_Get",
-	"DELETE /jobschedules/{jobScheduleId}":                          "JobSchedule_Delete",
-	"PATCH /jobschedules/{jobScheduleId}":                           "JobSchedule_Patch",
-	"PUT /jobschedules/{jobScheduleId}":                             "JobSchedule_Update",
-	"POST /jobschedules/{jobScheduleId}/disable":                    "JobSchedule_Disable",
-	"POST /jobschedules/{jobScheduleId}/enable":                     "JobSchedule_Enable",
-	"POST /jobschedules/{jobScheduleId}/terminate":                  "JobSchedule_Terminate",
-	"GET /jobschedules/{jobScheduleId}/jobs":                        "Job_ListFromJobSchedule",
 	"GET /jobs/{jobId}/jobpreparationandreleasetaskstatus":          "Job_ListPreparationAndReleaseTaskStatus",
 	"GET /jobs/{jobId}/tasks/{taskId}/subtasksinfo":                 "Task_ListSubtasks",
 	"POST /pools/{poolId}/enableautoscale":                          "Pool_EnableAutoScale",

@@ -87,6 +87,19 @@ type Operations interface {
 	JobTerminate(ctx context.Context, account, jobID string, c *azbatch.TerminateJobContent, cond Conditions) (Object, error)
 	JobTaskCounts(ctx context.Context, account, jobID string) (TaskCounts, error)
 
+	// Job schedules.
+	JobScheduleAdd(ctx context.Context, account string, c *azbatch.CreateJobScheduleContent) (Object, error)
+	JobScheduleGet(ctx context.Context, account, id string, cond Conditions) (Object, error)
+	JobScheduleList(ctx context.Context, account string, p ListParams) (ListPage, error)
+	JobScheduleDelete(ctx context.Context, account, id string, cond Conditions) error
+	JobSchedulePatch(ctx context.Context, account, id string, c *azbatch.UpdateJobScheduleContent, cond Conditions) (Object, error)
+	JobScheduleReplace(ctx context.Context, account, id string, c *azbatch.JobSchedule, cond Conditions) (Object, error)
+	JobScheduleDisable(ctx context.Context, account, id string, cond Conditions) (Object, error)
+	JobScheduleEnable(ctx context.Context, account, id string, cond Conditions) (Object, error)
+	JobScheduleTerminate(ctx context.Context, account, id string, cond Conditions) (Object, error)
+	// JobListFromSchedule lists the jobs a schedule created.
+	JobListFromSchedule(ctx context.Context, account, id string, p ListParams) (ListPage, error)
+
 	// Tasks.
 	TaskAdd(ctx context.Context, account, jobID string, c *azbatch.CreateTaskContent) (Object, error)
 	// TaskAddCollection adds up to 100 tasks; each gets its own result.
