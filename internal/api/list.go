@@ -16,8 +16,9 @@ func (c *call) writeList(fragment string, page service.ListPage) error {
 		return err
 	}
 	docs := make([][]byte, len(page.Items))
+	expand := c.expandsStats()
 	for i, o := range page.Items {
-		docs[i] = o.Doc
+		docs[i] = c.unexpanded(o.Doc, expand)
 	}
 	next := ""
 	if page.Next != "" {

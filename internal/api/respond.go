@@ -186,7 +186,7 @@ func (c *call) writeDoc(fragment string, o service.Object) error {
 	if err != nil {
 		return err
 	}
-	body, err := withMetadata(c.metadata(fragment), o.Doc, sel)
+	body, err := withMetadata(c.metadata(fragment), c.unexpanded(o.Doc, c.expandsStats()), sel)
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,8 @@ func (s *server) routes() {
 	// Account.
 	h("GET /supportedimages", s.supportedImages)
 	h("GET /nodecounts", s.poolNodeCounts)
+	h("GET /lifetimejobstats", s.lifetimeJobStats)
+	h("GET /lifetimepoolstats", s.lifetimePoolStats)
 
 	// Pools.
 	h("POST /pools", s.poolAdd)
@@ -187,11 +189,9 @@ func (s *server) routes() {
 // notImplemented maps the routes of the remaining Azure Batch operations
 // (current and older api-versions) to their operation names.
 var notImplemented = map[string]string{
-	"GET /poolusagemetrics":                                         "Pool_ListUsageMetrics",
-	"GET /lifetimepoolstats":                                        "Pool_GetAllLifetimeStatistics",
-	"GET /lifetimejobstats":                                         "Job_GetAllLifetimeStatistics",
-	"POST /certificates":                                            "Certificate_Add",
-	"GET /certificates":                                             "Certificate_List",
+	"GET /poolusagemetrics": "Pool_ListUsageMetrics",
+	"POST /certificates":    "Certificate_Add",
+	"GET /certificates":     "Certificate_List",
 	"GET /jobs/{jobId}/jobpreparationandreleasetaskstatus":          "Job_ListPreparationAndReleaseTaskStatus",
 	"GET /jobs/{jobId}/tasks/{taskId}/subtasksinfo":                 "Task_ListSubtasks",
 	"POST /pools/{poolId}/enableautoscale":                          "Pool_EnableAutoScale",

@@ -176,6 +176,7 @@ func (s *Service) agentSync(ctx context.Context, token string, req *protocol.Syn
 	}
 	s.resendLostLocked(n, req)
 	s.reconcileKnownLocked(n, req, &w)
+	s.confirmKillsLocked(n, req)
 	s.dispatchLocked(&w)
 	if err := s.commit(ctx, &w); err != nil {
 		s.mu.Unlock()

@@ -86,6 +86,10 @@ type Operations interface {
 	JobEnable(ctx context.Context, account, jobID string, cond Conditions) (Object, error)
 	JobTerminate(ctx context.Context, account, jobID string, c *azbatch.TerminateJobContent, cond Conditions) (Object, error)
 	JobTaskCounts(ctx context.Context, account, jobID string) (TaskCounts, error)
+	// LifetimeJobStats and LifetimePoolStats are the account's lifetime
+	// statistics (Job_GetAllLifetimeStatistics, Pool_GetAllLifetimeStatistics).
+	LifetimeJobStats(ctx context.Context, account string) (azbatch.JobStatistics, error)
+	LifetimePoolStats(ctx context.Context, account string) (azbatch.PoolStatistics, error)
 
 	// Job schedules.
 	JobScheduleAdd(ctx context.Context, account string, c *azbatch.CreateJobScheduleContent) (Object, error)

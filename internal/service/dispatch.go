@@ -17,6 +17,7 @@ import (
 // priority order (then creation order), each job's tasks in FIFO order, each
 // task on a node chosen by the pool's fill policy.
 func (s *Service) dispatchLocked(w *store.Writes) {
+	s.settleJobsLocked(w)
 	byPool := map[*poolState][]*jobState{}
 	for _, j := range s.jobs {
 		if j.state() != azbatch.JobStateActive || j.peek() == nil {
@@ -37,6 +38,7 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 			}
 		}
 		if len(nodes) == 0 {
+			s.preemptLocked(p, jobs, w)
 			continue
 		}
 		sort.Slice(nodes, func(a, b int) bool { return nodes[a].id < nodes[b].id })
@@ -76,6 +78,7 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 				cands[i].Free = nodes[i].free()
 			}
 		}
+		s.preemptLocked(p, jobs, w)
 	}
 }
 
@@ -203,6 +206,7 @@ func (s *Service) killTaskLocked(t *taskState, w *store.Writes) {
 	}
 	n := t.node
 	n.kill = append(n.kill, t.attempt.id)
+	s.noteKillLocked(t, n)
 	s.detachAttemptLocked(n, t.attempt)
 	s.refreshNodeLocked(n, w)
 	s.afterNodeFreedLocked(n, w)
@@ -234,7 +238,7 @@ func (s *Service) requeueTaskLocked(t *taskState, w *store.Writes) {
 		ei.StartTime, ei.EndTime, ei.ExitCode, ei.Result, ei.FailureInfo = nil, nil, nil, nil, nil
 	})
 	s.writeTask(t, w)
-	if t.job.state() == azbatch.JobStateActive || t.job.state() == azbatch.JobStateDisabled {
+	if queuesTasks(t.job) {
 		t.job.push(t)
 	}
 }
@@ -265,6 +269,7 @@ func (s *Service) endTaskLocked(t *taskState, exitCode *int32, failure *azbatch.
 	if n != nil {
 		s.recordRecentTaskLocked(n, t, w)
 	}
+	s.recordTaskEndLocked(t, w)
 	s.scheduleRetentionLocked(t)
 	s.maybeCompleteJobLocked(t.job, w)
 }
@@ -288,6 +293,7 @@ func (s *Service) recordRecentTaskLocked(n *nodeState, t *taskState, w *store.Wr
 func (s *Service) applyEventLocked(n *nodeState, ev protocol.Event, w *store.Writes) {
 	a, ok := n.attempts[ev.AttemptID]
 	if !ok {
+		s.staleEventLocked(n, ev, w)
 		return
 	}
 	switch ev.Kind {
@@ -336,13 +342,14 @@ func failureOf(ev protocol.Event) (exit *int32, failure *azbatch.TaskFailureInfo
 
 func (s *Service) taskCompletedLocked(n *nodeState, a *attempt, ev protocol.Event, w *store.Writes) {
 	t := a.task
+	s.recordAttemptLocked(t, ev, w)
 	exit, failure := failureOf(ev)
 	maxRetry := int32(0)
 	if t.doc.Constraints != nil {
 		maxRetry = deref(t.doc.Constraints.MaxTaskRetryCount)
 	}
 	retries := deref(t.doc.ExecutionInfo.RetryCount)
-	if failure != nil && (maxRetry == -1 || retries < maxRetry) && t.job.state() == azbatch.JobStateActive {
+	if failure != nil && retryable(ev) && (maxRetry == -1 || retries < maxRetry) && queuesTasks(t.job) {
 		// Retry: the task goes back to active with retryCount one higher.
 		s.detachAttemptLocked(n, a)
 		now := s.now()
@@ -356,6 +363,7 @@ func (s *Service) taskCompletedLocked(n *nodeState, a *attempt, ev protocol.Even
 		})
 		s.writeTask(t, w)
 		t.job.push(t)
+		s.recordRetryLocked(t, w)
 		s.recordRecentTaskLocked(n, t, w)
 		s.refreshNodeLocked(n, w)
 		s.afterNodeFreedLocked(n, w)
@@ -383,6 +391,7 @@ func (s *Service) taskCompletedLocked(n *nodeState, a *attempt, ev protocol.Even
 	s.writeTask(t, w)
 	delete(s.tasks, t.key())
 	s.recordRecentTaskLocked(n, t, w)
+	s.recordTaskEndLocked(t, w)
 	s.scheduleRetentionLocked(t)
 	s.refreshNodeLocked(n, w)
 	s.afterNodeFreedLocked(n, w)

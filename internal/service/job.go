@@ -97,11 +97,13 @@ func (s *Service) touchJob(j *jobState, w *store.Writes) {
 }
 
 func (s *Service) writeJob(j *jobState, w *store.Writes) {
+	s.ensureJobStats(j)
 	b, err := j.doc.MarshalJSON()
 	if err != nil {
 		s.log.Error("encode job", "err", err)
 		return
 	}
+	b = s.jobRecordDoc(j, b)
 	rec := store.Job{Account: j.account, ID: j.id(), PoolID: j.poolID(), State: string(j.state()), Priority: deref(j.doc.Priority), Doc: b}
 	for i := range w.Jobs {
 		if w.Jobs[i].Account == rec.Account && strings.EqualFold(w.Jobs[i].ID, rec.ID) {
@@ -346,8 +348,9 @@ func (s *Service) writableJobLocked(account, jobID string, cond Conditions) (*jo
 	return j, nil
 }
 
-// JobDelete deletes a job: running tasks are killed, and the job and its
-// tasks are removed.
+// JobDelete deletes a job: it goes to deleting, its running tasks are
+// killed, and the job and its tasks are removed once they are gone
+// (job_lifecycle.go).
 func (s *Service) JobDelete(ctx context.Context, account, jobID string, cond Conditions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -356,24 +359,8 @@ func (s *Service) JobDelete(ctx context.Context, account, jobID string, cond Con
 		return err
 	}
 	var w store.Writes
-	for k, t := range s.tasks {
-		if t.job == j {
-			s.killTaskLocked(t, &w)
-			t.queued = false
-			delete(s.tasks, k)
-		}
-	}
-	delete(s.jobs, key(account, jobID))
-	// As in Azure, deleting a job deletes its task directories on the nodes.
-	for _, n := range s.nodes {
-		if strings.EqualFold(n.account, j.account) {
-			s.cleanOnNodeLocked(n.id, "workitems/"+j.id())
-		}
-	}
-	w.DeleteJobs = append(w.DeleteJobs, store.Job{Account: j.account, ID: j.id()})
-	w.Tasks = w.Tasks[:0:0]
-	s.jobEndedLocked(j, &w)
-	s.dispatchLocked(&w)
+	s.beginDeleteLocked(j, &w)
+	s.dispatchLocked(&w) // removes the job at once when nothing runs
 	return s.commit(ctx, &w)
 }
 
@@ -383,6 +370,9 @@ func (s *Service) JobPatch(ctx context.Context, account, jobID string, c *azbatc
 		return Object{}, err
 	}
 	if err := validateJobConstraints(c.Constraints); err != nil {
+		return Object{}, err
+	}
+	if err := validateMaxParallelTasks(c.MaxParallelTasks); err != nil {
 		return Object{}, err
 	}
 	onAll, err := validateOnAllTasksComplete(c.OnAllTasksComplete)
@@ -444,6 +434,9 @@ func (s *Service) JobReplace(ctx context.Context, account, jobID string, c *azba
 		return Object{}, err
 	}
 	if err := validateJobConstraints(c.Constraints); err != nil {
+		return Object{}, err
+	}
+	if err := validateMaxParallelTasks(c.MaxParallelTasks); err != nil {
 		return Object{}, err
 	}
 	onAll, err := validateOnAllTasksComplete(c.OnAllTasksComplete)
@@ -530,21 +523,8 @@ func (s *Service) JobDisable(ctx context.Context, account, jobID string, c *azba
 		return Object{}, batch.Conflict("JobNotActive", "The specified job is not in the active state.").With("id", jobID)
 	}
 	var w store.Writes
-	if opt != azbatch.DisableJobOptionWait {
-		for _, t := range s.tasks {
-			if t.job != j || t.attempt == nil {
-				continue
-			}
-			if opt == azbatch.DisableJobOptionRequeue {
-				s.requeueTaskLocked(t, &w)
-			} else {
-				s.endTaskLocked(t, nil, taskEndedFailure("The task was terminated because its job was disabled."), &w)
-			}
-		}
-	}
-	s.setJobState(j, azbatch.JobStateDisabled)
-	s.touchJob(j, &w)
-	s.dispatchLocked(&w)
+	s.disableJobLocked(j, opt, &w)
+	s.dispatchLocked(&w) // disabled at once when nothing runs
 	if err := s.commit(ctx, &w); err != nil {
 		return Object{}, err
 	}
@@ -604,28 +584,10 @@ func (s *Service) JobTerminate(ctx context.Context, account, jobID string, c *az
 	return j.object()
 }
 
+// terminateJobLocked terminates a job: it goes to terminating and completes
+// with reason once its terminated tasks are gone (job_lifecycle.go).
 func (s *Service) terminateJobLocked(j *jobState, reason string, w *store.Writes) {
-	for _, t := range s.tasks {
-		if t.job != j {
-			continue
-		}
-		if t.attempt != nil {
-			s.endTaskLocked(t, nil, taskEndedFailure("The task was terminated because its job was terminated."), w)
-		} else if t.queued {
-			// Active tasks of a completed job never run; they stay active
-			// in the record, as in Azure Batch.
-			t.queued = false
-		}
-	}
-	now := s.now()
-	s.setJobState(j, azbatch.JobStateCompleted)
-	if j.doc.ExecutionInfo == nil {
-		j.doc.ExecutionInfo = &azbatch.JobExecutionInfo{}
-	}
-	j.doc.ExecutionInfo.EndTime = &now
-	j.doc.ExecutionInfo.TerminationReason = &reason
-	s.touchJob(j, w)
-	s.jobEndedLocked(j, w)
+	s.beginTerminateLocked(j, reason, w)
 }
 
 // maybeCompleteJobLocked applies onAllTasksComplete: terminatejob ends the

@@ -23,6 +23,9 @@ func (s *Service) load(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.loadAccountStats(ctx); err != nil {
+		return err
+	}
 	now := s.now()
 	s.started = now
 	for _, a := range accts {
@@ -47,6 +50,7 @@ func (s *Service) load(ctx context.Context) error {
 				return fmt.Errorf("load job %s: %w", rec.ID, err)
 			}
 			j := &jobState{account: a.Name, doc: doc}
+			s.loadJobStats(j, rec.Doc)
 			s.jobs[key(a.Name, rec.ID)] = j
 			if err := s.loadCompletedCounts(ctx, j); err != nil {
 				return err
@@ -130,6 +134,7 @@ func (s *Service) load(ctx context.Context) error {
 	for _, n := range s.nodes {
 		s.refreshNodeLocked(n, &w)
 	}
+	s.resumeTransitionsLocked(&w)
 	return s.commit(ctx, &w)
 }
 
@@ -176,7 +181,7 @@ func (s *Service) loadTask(rec store.Task, w *store.Writes) error {
 		t := &taskState{job: j, tid: rec.ID, slots: slots}
 		s.tasks[t.key()] = t
 		j.counts.add(nil, int32(slots), 1)
-		if j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled {
+		if queuesTasks(j) {
 			j.push(t)
 		}
 		return nil
@@ -204,7 +209,7 @@ func (s *Service) loadTask(rec store.Task, w *store.Writes) error {
 	case t.state() != azbatch.TaskStateActive:
 		// Its node is gone: run it again elsewhere.
 		s.requeueTaskLocked(t, w)
-	case j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled:
+	case queuesTasks(j):
 		j.push(t)
 		t.doc = nil // queued: the store has it
 	default:

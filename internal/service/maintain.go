@@ -72,7 +72,7 @@ func (s *Service) expireJobsLocked(w *store.Writes) {
 	now := s.now()
 	for _, j := range s.jobs {
 		st := j.state()
-		if st != azbatch.JobStateActive && st != azbatch.JobStateDisabled || j.doc.Constraints == nil || j.doc.Constraints.MaxWallClockTime == nil {
+		if st != azbatch.JobStateActive && st != azbatch.JobStateDisabling && st != azbatch.JobStateDisabled || j.doc.Constraints == nil || j.doc.Constraints.MaxWallClockTime == nil {
 			continue
 		}
 		d, err := batch.ParseDuration(*j.doc.Constraints.MaxWallClockTime)

@@ -389,6 +389,7 @@ func (s *Service) deleteNodeLocked(n *nodeState, w *store.Writes) {
 	if _, ok := s.nodes[n.id]; !ok {
 		return
 	}
+	s.recordNodeGoneLocked(n, w)
 	delete(s.nodes, n.id)
 	delete(s.tokens, n.token)
 	delete(n.pool.nodes, n.id)

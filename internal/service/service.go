@@ -78,6 +78,11 @@ type Service struct {
 	retention retentionHeap
 	// sched holds the job schedules and the runner's due times.
 	sched schedules
+	// lc tracks stopped attempts and jobs in transitional states
+	// (job_lifecycle.go); st the exact totals behind statistics
+	// (stats_record.go).
+	lc lifecycleState
+	st statsState
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -347,7 +347,7 @@ func (s *Service) acceptTasksLocked(j *jobState, ts []*taskState, dropDocs bool)
 	for _, t := range ts {
 		s.tasks[t.key()] = t
 		j.counts.add(t.doc, int32(t.slots), 1)
-		if j.state() == azbatch.JobStateActive || j.state() == azbatch.JobStateDisabled {
+		if queuesTasks(j) {
 			j.push(t)
 		}
 		if dropDocs && t.state() == azbatch.TaskStateActive {
@@ -604,8 +604,9 @@ func (s *Service) TaskTerminate(ctx context.Context, account, jobID, taskID stri
 		return Object{}, err
 	}
 	if t == nil {
-		// Terminating a completed task is a no-op, as in Azure Batch.
-		return object(doc, (*string)(doc.ETag), doc.LastModified, doc.CreationTime)
+		// Azure answers 409 TaskCompleted ("The specified task is already
+		// in a completed state.") to terminating a completed task.
+		return Object{}, batch.Conflict("TaskCompleted", "The specified task is already in a completed state.").With("id", taskID)
 	}
 	var w store.Writes
 	s.endTaskLocked(t, nil, taskEndedFailure("The task was terminated by a user request."), &w)
@@ -636,7 +637,8 @@ func (s *Service) TaskReactivate(ctx context.Context, account, jobID, taskID str
 		return Object{}, batch.Conflict("TaskNotCompleted", "Only a completed task can be reactivated.").With("id", taskID)
 	}
 	if doc.ExecutionInfo == nil || deref(doc.ExecutionInfo.Result) != azbatch.TaskExecutionResultFailure {
-		return Object{}, batch.Conflict("TaskCompletedSuccessfully", "A task that completed successfully cannot be reactivated.").With("id", taskID)
+		// Azure's code for a task that completed with exit code 0.
+		return Object{}, batch.Conflict("TaskSucceeded", "The specified task completed successfully and cannot be reactivated.").With("id", taskID)
 	}
 	t = newTaskState(j, doc)
 	j.counts.add(doc, int32(t.slots), -1)

@@ -191,7 +191,8 @@ func TestJobTerminate(t *testing.T) {
 	if ei == nil || ei.TerminationReason == nil || *ei.TerminationReason != "UserTerminate" || ei.EndTime == nil || ei.EndTime.Before(before) || ei.EndTime.Before(*ei.StartTime) {
 		t.Fatalf("executionInfo %+v", ei)
 	}
-	if *job.PreviousState != azbatch.JobStateActive {
+	// active -> terminating -> completed.
+	if *job.PreviousState != azbatch.JobStateTerminating {
 		t.Fatalf("previousState %s", *job.PreviousState)
 	}
 	killed := taskWaitState(t, s, "term", "running", azbatch.TaskStateCompleted, 10*time.Second)
@@ -288,14 +289,21 @@ func TestJobDelete(t *testing.T) {
 		t.Fatalf("new job has %d tasks, want 1 (the old job's tasks must be gone)", n)
 	}
 
-	// Delete a job with a running task and create it again at once, with a
-	// task of the same id: the removal of the old files must not take the
-	// new task's files with it.
+	// Delete a job with a running task and create it again as soon as it
+	// is gone (it is deleting until its task's process is), with a task of
+	// the same id: the removal of the old files must not take the new
+	// task's files with it.
 	taskAdd(t, s, "del", taskCmd("g", taskGateCmd))
 	taskWaitState(t, s, "del", "g", azbatch.TaskStateRunning, 30*time.Second)
 	if _, err := c.DeleteJob(ctx(t), "del", nil); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "job del gone again", func() error {
+		if _, err := c.GetJob(ctx(t), "del", nil); statusOf(err) != http.StatusNotFound {
+			return fmt.Errorf("get job: %v", err)
+		}
+		return nil
+	})
 	s.CreateJob(t, "del", jobPool, nil)
 	taskAdd(t, s, "del", taskCmd("g", "/bin/sh -c 'ls; echo new > out.txt'"))
 	taskWaitState(t, s, "del", "g", azbatch.TaskStateCompleted, 30*time.Second)
@@ -329,9 +337,9 @@ func TestJobDisableEnable(t *testing.T) {
 	if _, err := c.DisableJob(ctx(t), "rq", azbatch.DisableJobContent{DisableTasks: to(azbatch.DisableJobOptionRequeue)}, nil); err != nil { // 202
 		t.Fatalf("disable job: %v", err)
 	}
-	if job := jobGet(t, s, "rq"); *job.State != azbatch.JobStateDisabled {
-		t.Fatalf("job state %s after disable", *job.State)
-	}
+	// The job is disabling until the agent confirms the process is gone
+	// (job_lifecycle_test.go tests the transition), then disabled.
+	jobWaitState(t, s, "rq", azbatch.JobStateDisabled, 10*time.Second)
 	requeued := taskGet(t, s, "rq", "once")
 	if *requeued.State != azbatch.TaskStateActive || *requeued.ExecutionInfo.RequeueCount != 1 || *requeued.ExecutionInfo.RetryCount != 0 || requeued.ExecutionInfo.LastRequeueTime == nil {
 		t.Fatalf("requeued task: state %s executionInfo %+v", *requeued.State, requeued.ExecutionInfo)
@@ -380,9 +388,7 @@ func TestJobDisableEnable(t *testing.T) {
 		t.Fatalf("terminated task executionInfo %+v", ei)
 	}
 	taskWaitNoProcs(t, taskDirOf(t, s, "dt", gate), 10*time.Second)
-	if job := jobGet(t, s, "dt"); *job.State != azbatch.JobStateDisabled {
-		t.Fatalf("job state %s", *job.State)
-	}
+	jobWaitState(t, s, "dt", azbatch.JobStateDisabled, 10*time.Second)
 	if _, err := c.EnableJob(ctx(t), "dt", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -238,9 +238,9 @@ func TestTaskUpdateDeleteTerminate(t *testing.T) {
 	case term.NodeInfo != nil:
 		t.Fatalf("a task that never ran has nodeInfo %+v", term.NodeInfo)
 	}
-	if _, err := c.TerminateTask(ctx(t), "idle", "term", nil); err != nil {
-		t.Fatalf("terminate a completed task again: %v", err)
-	}
+	// Azure refuses to terminate a completed task (409 TaskCompleted).
+	_, err = c.TerminateTask(ctx(t), "idle", "term", nil)
+	jobAzureError(t, err, http.StatusConflict, "TaskCompleted")
 	_, err = c.ReplaceTask(ctx(t), "idle", "term", azbatch.Task{Constraints: &azbatch.TaskConstraints{}}, nil)
 	jobAzureError(t, err, http.StatusConflict, "TaskCompleted")
 	counts, err := c.GetJobTaskCounts(ctx(t), "idle", nil)
@@ -335,7 +335,7 @@ func TestTaskReactivate(t *testing.T) {
 	}
 
 	_, err := c.ReactivateTask(ctx(t), "re", "ok", nil)
-	jobAzureError(t, err, http.StatusConflict, "TaskCompletedSuccessfully")
+	jobAzureError(t, err, http.StatusConflict, "TaskSucceeded")
 	taskAdd(t, s, "re", taskCmd("gate", taskGateCmd))
 	taskWaitState(t, s, "re", "gate", azbatch.TaskStateRunning, 30*time.Second)
 	_, err = c.ReactivateTask(ctx(t), "re", "gate", nil)
