@@ -377,3 +377,128 @@ func TestJobTaskPreemption(t *testing.T) {
 	taskWaitState(t, s, "high", "late", azbatch.TaskStateCompleted, 30*time.Second)
 	taskRelease(t, s, "locked", "keep")
 }
+
+// TestTaskOperationsByState runs Terminate, Reactivate and Update (Replace)
+// Task against a task in each state, as Azure documents them: terminate
+// completes an active or running task and refuses a completed one (409
+// TaskCompleted); reactivate accepts only a task that completed with a
+// failure (409 TaskNotCompleted, 409 TaskSucceeded) in a job that has not
+// completed (409 JobCompleted); update changes the constraints of an
+// unfinished task and refuses a completed one (409 TaskCompleted).
+func TestTaskOperationsByState(t *testing.T) {
+	t.Parallel()
+	s := jobStartPool(t, 1, 4, nil)
+	c := s.Client
+	s.CreateJob(t, "ops", jobPool, nil)
+	s.CreateJob(t, "idle", "nopool", nil) // its tasks stay active
+	s.CreateJob(t, "done", jobPool, nil)  // terminated once its task failed
+
+	type setup struct {
+		job   string
+		cmd   string
+		state azbatch.TaskState
+	}
+	states := map[string]setup{
+		"active":    {"idle", "true", azbatch.TaskStateActive},
+		"running":   {"ops", taskGateCmd, azbatch.TaskStateRunning},
+		"succeeded": {"ops", "true", azbatch.TaskStateCompleted},
+		"failed":    {"ops", "/bin/sh -c 'exit 1'", azbatch.TaskStateCompleted},
+		"jobdone":   {"done", "/bin/sh -c 'exit 1'", azbatch.TaskStateCompleted},
+	}
+	ops := map[string]func(job, task string) error{
+		"terminate": func(job, task string) error { _, err := c.TerminateTask(ctx(t), job, task, nil); return err },
+		"reactivate": func(job, task string) error {
+			_, err := c.ReactivateTask(ctx(t), job, task, nil)
+			return err
+		},
+		"update": func(job, task string) error {
+			_, err := c.ReplaceTask(ctx(t), job, task, azbatch.Task{Constraints: &azbatch.TaskConstraints{MaxTaskRetryCount: to(int32(4)), RetentionTime: to("PT3H")}}, nil)
+			return err
+		},
+	}
+	// Every (state, operation) pair gets a task of its own.
+	for st, su := range states {
+		for op := range ops {
+			taskAdd(t, s, su.job, taskCmd(st+"-"+op, su.cmd))
+		}
+	}
+	for st, su := range states {
+		for op := range ops {
+			taskWaitState(t, s, su.job, st+"-"+op, su.state, 30*time.Second)
+		}
+	}
+	if _, err := c.TerminateJob(ctx(t), "done", nil); err != nil {
+		t.Fatal(err)
+	}
+	jobWaitState(t, s, "done", azbatch.JobStateCompleted, 10*time.Second)
+
+	type want struct {
+		status int    // 0: success
+		code   string // the Azure error code when status != 0
+		check  func(t *testing.T, tk azbatch.Task)
+	}
+	ended := func(t *testing.T, tk azbatch.Task) {
+		if *tk.State != azbatch.TaskStateCompleted || *tk.ExecutionInfo.Result != azbatch.TaskExecutionResultFailure || *tk.ExecutionInfo.FailureInfo.Code != "TaskEnded" {
+			t.Fatalf("terminated task: %s %+v", *tk.State, tk.ExecutionInfo)
+		}
+	}
+	updated := func(t *testing.T, tk azbatch.Task) {
+		if *tk.Constraints.MaxTaskRetryCount != 4 || *tk.Constraints.RetentionTime != "PT3H" {
+			t.Fatalf("updated constraints %+v", tk.Constraints)
+		}
+	}
+	reactivated := func(t *testing.T, tk azbatch.Task) {
+		// Active again, or already running or done with its next run: the
+		// failed run's exit code and retries are gone either way.
+		ei := tk.ExecutionInfo
+		if *ei.RetryCount != 0 || *tk.State == azbatch.TaskStateCompleted && ei.LastRequeueTime == nil && ei.EndTime == nil {
+			t.Fatalf("reactivated task: %s %+v", *tk.State, ei)
+		}
+		if *tk.State == azbatch.TaskStateActive && (ei.ExitCode != nil || ei.FailureInfo != nil) {
+			t.Fatalf("reactivated task keeps its failed run: %+v", ei)
+		}
+	}
+	conflict := func(code string) want { return want{status: http.StatusConflict, code: code} }
+	table := map[string]map[string]want{
+		"active":    {"terminate": {check: ended}, "reactivate": conflict("TaskNotCompleted"), "update": {check: updated}},
+		"running":   {"terminate": {check: ended}, "reactivate": conflict("TaskNotCompleted"), "update": {check: updated}},
+		"succeeded": {"terminate": conflict("TaskCompleted"), "reactivate": conflict("TaskSucceeded"), "update": conflict("TaskCompleted")},
+		"failed":    {"terminate": conflict("TaskCompleted"), "reactivate": {check: reactivated}, "update": conflict("TaskCompleted")},
+		"jobdone":   {"terminate": conflict("TaskCompleted"), "reactivate": conflict("JobCompleted"), "update": conflict("TaskCompleted")},
+	}
+	for st, row := range table {
+		for op, w := range row {
+			t.Run(st+"/"+op, func(t *testing.T) {
+				job, id := states[st].job, st+"-"+op
+				before := taskGet(t, s, job, id)
+				err := ops[op](job, id)
+				if w.status != 0 {
+					jobAzureError(t, err, w.status, w.code)
+					if after := taskGet(t, s, job, id); *after.ETag != *before.ETag || *after.State != *before.State {
+						t.Fatalf("a refused %s changed the task: %s -> %s", op, *before.State, *after.State)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("%s of a %s task: %v", op, st, err)
+				}
+				w.check(t, taskGet(t, s, job, id))
+			})
+		}
+	}
+
+	// Unknown tasks and jobs.
+	for _, f := range ops {
+		jobAzureError(t, f("ops", "nosuchtask"), http.StatusNotFound, "TaskNotFound")
+		jobAzureError(t, f("nosuchjob", "t"), http.StatusNotFound, "JobNotFound")
+	}
+	// The reactivated task runs again (and fails again, with a fresh retry
+	// count); the running ones are released.
+	again := taskWaitState(t, s, "ops", "failed-reactivate", azbatch.TaskStateCompleted, 30*time.Second)
+	if *again.ExecutionInfo.RetryCount != 0 || *again.ExecutionInfo.ExitCode != 1 {
+		t.Fatalf("rerun of the reactivated task: %+v", again.ExecutionInfo)
+	}
+	taskRelease(t, s, "ops", "running-update")
+	taskRelease(t, s, "ops", "running-reactivate")
+	s.WaitJobTasks(t, "ops", 30*time.Second)
+}
