@@ -271,6 +271,7 @@ func (s *Service) endTaskLocked(t *taskState, exitCode *int32, failure *azbatch.
 	}
 	s.recordTaskEndLocked(t, w)
 	s.scheduleRetentionLocked(t)
+	s.exitConditionsLocked(t, false, w)
 	s.maybeCompleteJobLocked(t.job, w)
 }
 
@@ -395,6 +396,7 @@ func (s *Service) taskCompletedLocked(n *nodeState, a *attempt, ev protocol.Even
 	s.scheduleRetentionLocked(t)
 	s.refreshNodeLocked(n, w)
 	s.afterNodeFreedLocked(n, w)
+	s.exitConditionsLocked(t, true, w)
 	s.maybeCompleteJobLocked(t.job, w)
 }
 

@@ -22,6 +22,9 @@ type jobState struct {
 	// running counts tasks assigned to nodes (preparing or running).
 	running int
 	counts  jobCounts
+	// deps indexes waiting dependents by parent when the job uses task
+	// dependencies (dependencies.go); nil otherwise.
+	deps *jobDeps
 }
 
 // jobCounts are the job's task counts by state, as Get Task Counts reports.
@@ -248,8 +251,8 @@ func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbat
 	if c.OnTaskFailure != nil {
 		onFail = ptr(azbatch.OnTaskFailure(strings.ToLower(string(*c.OnTaskFailure))))
 	}
-	if deref(c.UsesTaskDependencies) {
-		return nil, batch.InvalidProperty("usesTaskDependencies", "true", "Task dependencies are not supported by this Kiln version yet.")
+	if f := *onFail; f != azbatch.OnTaskFailureNoAction && f != azbatch.OnTaskFailurePerformExitOptionsJobAction {
+		return nil, batch.InvalidProperty("onTaskFailure", string(*c.OnTaskFailure), "Allowed values are noaction and performexitoptionsjobaction.")
 	}
 	if c.JobManagerTask != nil || c.JobPreparationTask != nil || c.JobReleaseTask != nil {
 		return nil, batch.InvalidProperty("jobManagerTask", "", "Job manager, preparation and release tasks are not supported by this Kiln version yet.")
@@ -269,7 +272,7 @@ func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbat
 		ID:                        ptr(id),
 		DisplayName:               c.DisplayName,
 		URL:                       ptr(s.cfg.AccountURL(account) + "/jobs/" + id),
-		UsesTaskDependencies:      ptr(false),
+		UsesTaskDependencies:      ptr(deref(c.UsesTaskDependencies)),
 		Priority:                  ptr(deref(c.Priority)),
 		AllowTaskPreemption:       ptr(deref(c.AllowTaskPreemption)),
 		MaxParallelTasks:          ptr(int32(-1)),

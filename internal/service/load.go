@@ -163,6 +163,7 @@ func (s *Service) loadCompletedCounts(ctx context.Context, j *jobState) error {
 				j.counts.Succeeded++
 				j.counts.SucceededSlots += slots
 			}
+			s.loadCompletedParentLocked(j, r) // before any dependent is loaded
 		}
 		if len(recs) < 10000 {
 			return nil
@@ -181,7 +182,7 @@ func (s *Service) loadTask(rec store.Task, w *store.Writes) error {
 		t := &taskState{job: j, tid: rec.ID, slots: slots}
 		s.tasks[t.key()] = t
 		j.counts.add(nil, int32(slots), 1)
-		if queuesTasks(j) {
+		if waiting := s.loadWaitForParentsLocked(t, rec.Doc); !waiting && queuesTasks(j) {
 			j.push(t)
 		}
 		return nil

@@ -28,6 +28,9 @@ type taskState struct {
 	node    *nodeState // node of the current attempt
 	queued  bool
 	slots   int
+	// parents counts the unsatisfied parents of a task that waits for its
+	// dependencies outside the queue (dependencies.go); 0 otherwise.
+	parents int64
 }
 
 func newTaskState(j *jobState, doc *azbatch.Task) *taskState {
@@ -196,9 +199,6 @@ func (s *Service) newTaskDoc(account, jobID string, c *azbatch.CreateTaskContent
 	if err := validateTaskConstraints(c.Constraints); err != nil {
 		return nil, err
 	}
-	if c.DependsOn != nil {
-		return nil, batch.Errorf(http.StatusBadRequest, "TaskDependenciesNotSpecifiedOnJob", "The job does not use task dependencies.").With("taskId", id)
-	}
 	if c.MultiInstanceSettings != nil {
 		return nil, batch.InvalidProperty("multiInstanceSettings", "", "Multi-instance tasks are not supported by this Kiln version yet.")
 	}
@@ -253,6 +253,7 @@ func (s *Service) newTaskDoc(account, jobID string, c *azbatch.CreateTaskContent
 		RequiredSlots:                &slots,
 		UserIdentity:                 ui,
 		ExitConditions:               c.ExitConditions,
+		DependsOn:                    c.DependsOn,
 		ApplicationPackageReferences: c.ApplicationPackageReferences,
 		AuthenticationTokenSettings:  c.AuthenticationTokenSettings,
 		ContainerSettings:            c.ContainerSettings,
@@ -316,6 +317,9 @@ func (s *Service) TaskAdd(ctx context.Context, account, jobID string, c *azbatch
 	if err != nil {
 		return Object{}, err
 	}
+	if err := rulesOf(j).check(c); err != nil {
+		return Object{}, err
+	}
 	t := newTaskState(j, doc)
 	rec, err := t.record()
 	if err != nil {
@@ -347,7 +351,9 @@ func (s *Service) acceptTasksLocked(j *jobState, ts []*taskState, dropDocs bool)
 	for _, t := range ts {
 		s.tasks[t.key()] = t
 		j.counts.add(t.doc, int32(t.slots), 1)
-		if queuesTasks(j) {
+		// A task waiting for its dependencies enters the queue when its last
+		// parent is satisfied (dependencies.go).
+		if waiting := s.waitForParentsLocked(t); !waiting && queuesTasks(j) {
 			j.push(t)
 		}
 		if dropDocs && t.state() == azbatch.TaskStateActive {
@@ -372,9 +378,13 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 	// requests prepare in parallel; then insert and queue them under it.
 	s.mu.Lock()
 	j, err := s.jobForTasksLocked(account, jobID)
-	var maxRetry int32
+	var (
+		maxRetry int32
+		rules    taskRules
+	)
 	if err == nil {
 		maxRetry = jobMaxRetry(j)
+		rules = rulesOf(j)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -391,6 +401,9 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 		id := deref(cs[i].ID)
 		results[i].TaskID = ptr(id)
 		doc, err := s.newTaskDoc(account, j.id(), &cs[i], maxRetry)
+		if err == nil {
+			err = rules.check(&cs[i])
+		}
 		if err == nil && seen[strings.ToLower(id)] {
 			err = batch.Conflict("TaskExists", "The specified task already exists.").With("id", id)
 		}
