@@ -569,9 +569,10 @@ func (s *Service) releaseScheduleAutoPoolLocked(sc *scheduleState, w *store.Writ
 	s.deleteAutoPoolLocked(sc.account, sc.autoPoolID, w)
 }
 
-// JobScheduleDelete deletes a schedule with its jobs and their tasks. The
-// schedule shows deleting until its jobs are gone; a restart in between
-// finishes the deletion.
+// JobScheduleDelete deletes a schedule with its jobs and their tasks. As in
+// Azure, the schedule shows deleting until its jobs are gone (a job goes
+// once its tasks' processes are); a restart in between finishes the
+// deletion.
 func (s *Service) JobScheduleDelete(ctx context.Context, account, id string, cond Conditions) error {
 	s.mu.Lock()
 	sc, err := s.writableScheduleLocked(account, id, cond, true)
@@ -592,8 +593,8 @@ func (s *Service) JobScheduleDelete(ctx context.Context, account, id string, con
 	return s.finishScheduleDelete(context.WithoutCancel(ctx), sc)
 }
 
-// finishScheduleDelete deletes the jobs of a schedule in state deleting,
-// then the schedule.
+// finishScheduleDelete deletes the jobs of a schedule in state deleting;
+// the schedule goes with the last of them.
 func (s *Service) finishScheduleDelete(ctx context.Context, sc *scheduleState) error {
 	s.mu.Lock()
 	prefix := sc.jobPrefix()
@@ -614,12 +615,24 @@ func (s *Service) finishScheduleDelete(ctx context.Context, sc *scheduleState) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sched.byKey[sc.key()] != sc {
-		return nil
+	var w store.Writes
+	s.removeDeletedScheduleLocked(sc, &w)
+	return s.commit(ctx, &w)
+}
+
+// removeDeletedScheduleLocked removes a schedule in state deleting once
+// none of its jobs is left.
+func (s *Service) removeDeletedScheduleLocked(sc *scheduleState, w *store.Writes) {
+	if s.sched.byKey[sc.key()] != sc || sc.state() != azbatch.JobScheduleStateDeleting {
+		return
+	}
+	prefix := sc.jobPrefix()
+	for _, j := range s.jobs {
+		if strings.EqualFold(j.account, sc.account) && strings.HasPrefix(strings.ToLower(j.id()), prefix) {
+			return
+		}
 	}
 	delete(s.sched.byKey, sc.key())
-	var w store.Writes
 	w.DeleteJobSchedules = append(w.DeleteJobSchedules, store.JobSchedule{Account: sc.account, ID: sc.id()})
-	s.releaseScheduleAutoPoolLocked(sc, &w)
-	return s.commit(ctx, &w)
+	s.releaseScheduleAutoPoolLocked(sc, w)
 }

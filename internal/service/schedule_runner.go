@@ -121,11 +121,18 @@ func equalTimes(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// scheduleJobEndedLocked runs when a job completes or is deleted: when it is
+// scheduleJobEndedLocked runs when a job completes or is removed: when it is
 // a schedule's active job, the schedule may complete (terminating, no run
-// left) or create the job of a run that waited for it.
+// left) or create the job of a run that waited for it; a schedule being
+// deleted goes with its last job.
 func (s *Service) scheduleJobEndedLocked(j *jobState, w *store.Writes) {
 	sc := s.scheduleOfJobLocked(j)
+	if sc != nil && sc.state() == azbatch.JobScheduleStateDeleting {
+		if _, ok := s.jobs[key(j.account, j.id())]; !ok {
+			s.removeDeletedScheduleLocked(sc, w)
+		}
+		return
+	}
 	if sc == nil || sc.doc.ExecutionInfo == nil || sc.doc.ExecutionInfo.RecentJob == nil ||
 		!strings.EqualFold(deref(sc.doc.ExecutionInfo.RecentJob.ID), j.id()) {
 		return

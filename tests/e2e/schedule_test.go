@@ -322,10 +322,10 @@ func TestJobSchedule_RunsOnce(t *testing.T) {
 
 // TestJobSchedule_TerminateDeleteActiveJob: terminating a schedule
 // terminates its active job (TerminateJobSchedule) and running task;
-// deleting it deletes its jobs.
+// deleting it deletes its jobs, their running tasks included.
 func TestJobSchedule_TerminateDeleteActiveJob(t *testing.T) {
 	t.Parallel()
-	s := jobStartPool(t, 1, 1, nil)
+	s := jobStartPool(t, 1, 2, nil)
 	c := s.Client
 	spec := &azbatch.JobSpecification{PoolInfo: &azbatch.PoolInfo{PoolID: to(jobPool)}}
 	for _, id := range []string{"term", "del"} {
@@ -342,8 +342,10 @@ func TestJobSchedule_TerminateDeleteActiveJob(t *testing.T) {
 		}
 		return nil
 	})
-	taskAdd(t, s, "term:job-1", taskCmd("gate", taskGateCmd))
-	taskWaitState(t, s, "term:job-1", "gate", azbatch.TaskStateRunning, 30*time.Second)
+	for _, j := range []string{"term:job-1", "del:job-1"} {
+		taskAdd(t, s, j, taskCmd("gate", taskGateCmd))
+		taskWaitState(t, s, j, "gate", azbatch.TaskStateRunning, 30*time.Second)
+	}
 
 	if _, err := c.TerminateJobSchedule(ctx(t), "term", nil); err != nil {
 		t.Fatal(err)
