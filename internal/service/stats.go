@@ -111,10 +111,11 @@ func (u *usageTotals) jobStatistics(url string, start time.Time, withWait bool) 
 	}
 }
 
-// addTaskStats adds an attempt's usage to a task document's statistics.
-// A task sums a handful of attempts, so its totals live in the document
-// itself (float32 GiB lose nothing that matters at that scale).
-func addTaskStats(doc *azbatch.Task, u usageTotals, now time.Time) {
+// addTaskStats adds an attempt's usage to a task document's statistics;
+// start is when the attempt's process started (zero: not known). A task
+// sums a handful of attempts, so its totals live in the document itself
+// (float32 GiB lose nothing that matters at that scale).
+func addTaskStats(doc *azbatch.Task, u usageTotals, start, now time.Time) {
 	st := doc.Stats
 	if st == nil {
 		st = &azbatch.TaskStatistics{URL: doc.URL, StartTime: doc.CreationTime}
@@ -141,11 +142,14 @@ func addTaskStats(doc *azbatch.Task, u usageTotals, now time.Time) {
 	st.ReadIOGiB = gibOf(bytesOf(st.ReadIOGiB) + u.ReadBytes)
 	st.WriteIOGiB = gibOf(bytesOf(st.WriteIOGiB) + u.WriteBytes)
 	// The wait is up to the latest execution's start.
-	wait := time.Duration(0)
-	if ei := doc.ExecutionInfo; ei != nil && ei.StartTime != nil && doc.CreationTime != nil {
-		wait = max(ei.StartTime.Sub(*doc.CreationTime), 0)
+	if start.IsZero() && doc.ExecutionInfo != nil && doc.ExecutionInfo.StartTime != nil {
+		start = *doc.ExecutionInfo.StartTime
 	}
-	st.WaitTime = ptr(batch.FormatDuration(wait))
+	if !start.IsZero() && doc.CreationTime != nil {
+		st.WaitTime = ptr(batch.FormatDuration(max(start.Sub(*doc.CreationTime), 0)))
+	} else if st.WaitTime == nil {
+		st.WaitTime = ptr("PT0S")
+	}
 	st.LastUpdateTime = ptr(now.UTC())
 }
 

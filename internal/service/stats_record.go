@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"github.com/kilnbatch/kiln/internal/protocol"
@@ -123,7 +124,7 @@ func (s *Service) changeJobStatsLocked(j *jobState, change func(*usageTotals), w
 // before t's state changes).
 func (s *Service) recordAttemptLocked(t *taskState, ev protocol.Event, w *store.Writes) {
 	u := usageOf(ev)
-	addTaskStats(t.doc, u, s.now())
+	addTaskStats(t.doc, u, ev.StartTime.UTC(), s.now())
 	s.changeJobStatsLocked(t.job, func(tot *usageTotals) { tot.addUsage(u) }, w)
 }
 
@@ -163,7 +164,7 @@ func (s *Service) recordStoppedAttemptLocked(pk *pendingKill, ev protocol.Event,
 		if _, err := s.docLocked(context.Background(), t); err != nil {
 			return
 		}
-		addTaskStats(t.doc, u, s.now())
+		addTaskStats(t.doc, u, time.Time{}, s.now())
 		s.writeTask(t, w)
 		return
 	}
@@ -175,7 +176,7 @@ func (s *Service) recordStoppedAttemptLocked(pk *pendingKill, ev protocol.Event,
 	if err != nil {
 		return
 	}
-	addTaskStats(doc, u, s.now())
+	addTaskStats(doc, u, time.Time{}, s.now())
 	if rec.Doc, err = encodeTask(doc); err != nil {
 		return
 	}
