@@ -461,3 +461,28 @@ func TestStoredDependsOn(t *testing.T) {
 		}
 	}
 }
+
+// TestDependencies_ReactivatedParent: a parent that failed and blocked its
+// dependents can be reactivated; when it then succeeds, they run.
+func TestDependencies_ReactivatedParent(t *testing.T) {
+	t.Parallel()
+	b := newDepsBundle(t, 4)
+	b.addJob("job", nil)
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("7")})
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("byid"), DependsOn: dependsOn([]string{"7"})})
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("byrange"), DependsOn: dependsOn(nil, [2]int32{5, 9})})
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("5")})
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("6")})
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("8")})
+	b.mustAddTask("job", azbatch.CreateTaskContent{ID: ptr("9")})
+	b.assigned()
+	b.complete(exited(1), "7")
+	b.run("5", "6", "8", "9")
+	b.wantAssigned()
+	if _, err := b.s.TaskReactivate(context.Background(), depsAccount, "job", "7", Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	b.wantAssigned("7")
+	b.complete(exited(0), "7")
+	b.wantAssigned("byid", "byrange")
+}
