@@ -391,6 +391,46 @@ describe('kiln through @azure/batch 10.2.0', { timeout: 600_000 }, () => {
     assert.equal(t.executionInfo.failureInfo.code, 'TaskEnded');
   });
 
+  it('jobSchedule: add, get, exists, list, a run-once job with a task, listFromJobSchedule, disable, enable, terminate, delete', LONG_STEP, async () => {
+    const SCHED_ID = 'js-sched';
+    const add = await client.jobSchedule.add({
+      id: SCHED_ID,
+      schedule: { doNotRunUntil: new Date(Date.now() + 1000) },
+      jobSpecification: { poolInfo: { poolId: POOL_ID } },
+      metadata: [{ name: 'client', value: 'js' }],
+    });
+    assert.equal(add._response.status, 201);
+    const sched = await client.jobSchedule.get(SCHED_ID);
+    assert.equal(sched.state, 'active');
+    assert.equal(sched.metadata[0].value, 'js');
+    assert.equal((await client.jobSchedule.exists(SCHED_ID)).body, true);
+    assert.equal((await client.jobSchedule.exists('no-such-schedule')).body, false);
+    assert.ok((await client.jobSchedule.list()).some((js) => js.id === SCHED_ID));
+    await expectRestError(() => client.jobSchedule.get('no-such-schedule'), 404, 'JobScheduleNotFound');
+    await expectRestError(() => client.jobSchedule.add({ id: 'too-fast', schedule: { recurrenceInterval: 'PT10S' }, jobSpecification: { poolInfo: { poolId: POOL_ID } } }), 400, 'InvalidPropertyValue');
+
+    // Its one job, <schedule>:job-1, runs a task.
+    const jobId = `${SCHED_ID}:job-1`;
+    await poll('schedule job', 30_000, async () => (await client.job.listFromJobSchedule(SCHED_ID)).some((j) => j.id === jobId));
+    await client.task.add(jobId, { id: 'hello', commandLine: "/bin/sh -c 'echo hello from $AZ_BATCH_JOB_ID'" });
+    const t = await poll('schedule task completed', 60_000, async () => {
+      const got = await client.task.get(jobId, 'hello');
+      return got.state === 'completed' ? got : false;
+    });
+    assert.equal(t.executionInfo.result, 'success');
+    assert.equal((await client.jobSchedule.get(SCHED_ID)).executionInfo.recentJob.id, jobId);
+
+    assert.equal((await client.jobSchedule.disable(SCHED_ID))._response.status, 204);
+    assert.equal((await client.jobSchedule.get(SCHED_ID)).state, 'disabled');
+    assert.equal((await client.jobSchedule.enable(SCHED_ID))._response.status, 204);
+    assert.equal((await client.jobSchedule.terminate(SCHED_ID))._response.status, 202);
+    await poll('schedule completed', 30_000, async () => (await client.jobSchedule.get(SCHED_ID)).state === 'completed');
+    assert.equal((await client.job.get(jobId)).executionInfo.terminateReason, 'TerminateJobSchedule');
+    assert.equal((await client.jobSchedule.deleteMethod(SCHED_ID))._response.status, 202);
+    await poll('schedule gone', 30_000, async () => (await client.jobSchedule.exists(SCHED_ID)).body === false);
+    await expectRestError(() => client.job.get(jobId), 404, 'JobNotFound');
+  });
+
   it('job.terminate completes the job', STEP, async () => {
     const res = await client.job.terminate(JOB_ID);
     assert.equal(res._response.status, 202);
