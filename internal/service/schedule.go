@@ -135,9 +135,9 @@ func (s *Service) scheduleLocked(account, id string) (*scheduleState, error) {
 }
 
 // writableScheduleLocked returns a schedule a write may change: the If-*
-// conditions hold and it is neither being deleted nor terminated, nor (with
-// completedOK false) completed.
-func (s *Service) writableScheduleLocked(account, id string, cond Conditions, completedOK bool) (*scheduleState, error) {
+// conditions hold and it is not being deleted, nor (unless endedOK, for a
+// delete) being terminated or completed.
+func (s *Service) writableScheduleLocked(account, id string, cond Conditions, endedOK bool) (*scheduleState, error) {
 	sc, err := s.scheduleLocked(account, id)
 	if err != nil {
 		return nil, err
@@ -149,9 +149,11 @@ func (s *Service) writableScheduleLocked(account, id string, cond Conditions, co
 	case azbatch.JobScheduleStateDeleting:
 		return nil, batch.Conflict("JobScheduleBeingDeleted", "The specified job schedule has been marked for deletion and is being reclaimed.").With("id", id)
 	case azbatch.JobScheduleStateTerminating:
-		return nil, batch.Conflict("JobScheduleBeingTerminated", "The specified job schedule is being terminated.").With("id", id)
+		if !endedOK {
+			return nil, batch.Conflict("JobScheduleBeingTerminated", "The specified job schedule is being terminated.").With("id", id)
+		}
 	case azbatch.JobScheduleStateCompleted:
-		if !completedOK {
+		if !endedOK {
 			return nil, batch.Conflict("JobScheduleCompleted", "The specified job schedule is already in completed state.").With("id", id)
 		}
 	}

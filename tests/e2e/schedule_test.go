@@ -325,24 +325,24 @@ func TestJobSchedule_RunsOnce(t *testing.T) {
 // deleting it deletes its jobs, their running tasks included.
 func TestJobSchedule_TerminateDeleteActiveJob(t *testing.T) {
 	t.Parallel()
-	s := jobStartPool(t, 1, 2, nil)
+	s := jobStartPool(t, 1, 3, nil)
 	c := s.Client
 	spec := &azbatch.JobSpecification{PoolInfo: &azbatch.PoolInfo{PoolID: to(jobPool)}}
-	for _, id := range []string{"term", "del"} {
+	for _, id := range []string{"term", "del", "both"} {
 		if _, err := c.CreateJobSchedule(ctx(t), azbatch.CreateJobScheduleContent{ID: to(id),
 			Schedule: &azbatch.JobScheduleConfiguration{RecurrenceInterval: to("PT1M")}, JobSpecification: spec}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventually(t, 15*time.Second, "first jobs", func() error {
-		for _, id := range []string{"term:job-1", "del:job-1"} {
+		for _, id := range []string{"term:job-1", "del:job-1", "both:job-1"} {
 			if _, err := c.GetJob(ctx(t), id, nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	for _, j := range []string{"term:job-1", "del:job-1"} {
+	for _, j := range []string{"term:job-1", "del:job-1", "both:job-1"} {
 		taskAdd(t, s, j, taskCmd("gate", taskGateCmd))
 		taskWaitState(t, s, j, "gate", azbatch.TaskStateRunning, 30*time.Second)
 	}
@@ -365,6 +365,23 @@ func TestJobSchedule_TerminateDeleteActiveJob(t *testing.T) {
 			return fmt.Errorf("schedule: %v", err)
 		}
 		if _, err := c.GetJob(ctx(t), "del:job-1", nil); batchCode(err) != "JobNotFound" {
+			return fmt.Errorf("job: %v", err)
+		}
+		return nil
+	})
+	// Deleted while still terminating (its task being stopped), as Azure's
+	// own SDK test does right after terminating.
+	if _, err := c.TerminateJobSchedule(ctx(t), "both", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteJobSchedule(ctx(t), "both", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "terminated-then-deleted schedule gone", func() error {
+		if _, err := c.GetJobSchedule(ctx(t), "both", nil); batchCode(err) != "JobScheduleNotFound" {
+			return fmt.Errorf("schedule: %v", err)
+		}
+		if _, err := c.GetJob(ctx(t), "both:job-1", nil); batchCode(err) != "JobNotFound" {
 			return fmt.Errorf("job: %v", err)
 		}
 		return nil
