@@ -116,6 +116,7 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 			n.kill = append(n.kill, id)
 		}
 	}
+	s.registeredKillsLocked(n, known)
 	if first {
 		n.doc.LastBootTime = &now
 		s.beginStartTaskLocked(n, &w)

@@ -123,6 +123,20 @@ func (s *Service) confirmKillsLocked(n *nodeState, req *protocol.SyncRequest) {
 	}
 }
 
+// registeredKillsLocked handles the stopped attempts of a node whose agent
+// registers again (a new agent process, whose syncs count from 1): those it
+// does not know are gone; those it knows are killed again by the
+// registration, and any later sync without them confirms them.
+func (s *Service) registeredKillsLocked(n *nodeState, known map[string]bool) {
+	for id, pk := range s.lc.byNode[n] {
+		if known[id] {
+			pk.deliveredIn = 0
+		} else {
+			s.forgetKillLocked(pk)
+		}
+	}
+}
+
 // sweepKillsLocked confirms the stopped attempts of nodes that left the pool
 // or went silent: their processes are not waited for.
 func (s *Service) sweepKillsLocked() {

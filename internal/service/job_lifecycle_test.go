@@ -365,12 +365,36 @@ func TestJobLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("AgentRestartConfirms", func(t *testing.T) {
+		t.Parallel()
+		b := newLCBundle(t, 2)
+		b.addJob("j", nil)
+		b.addTask("j", "t")
+		for range 3 {
+			b.sync() // the agent's syncs count past the attempt's delivery
+		}
+		if err := b.s.JobDelete(context.Background(), lcAccount, "j", Conditions{}); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.jobState("j"); st != azbatch.JobStateDeleting {
+			t.Fatalf("job %s, want deleting", st)
+		}
+		// A new agent process, which lost the attempt with the old one,
+		// registers and counts its syncs from 1 again.
+		b.known = map[string]string{}
+		b.seq, b.evSeq = 0, 0
+		b.register()
+		if _, err := b.job("j"); !errors.Is(err, batch.ErrJobNotFound) {
+			t.Fatalf("job after its agent restarted without the attempt: %v", err)
+		}
+	})
+
 	t.Run("RestartFinishesTransitions", func(t *testing.T) {
 		t.Parallel()
 		b := newLCBundle(t, 3)
 		for _, id := range []string{"del", "term", "dis"} {
 			b.addJob(id, nil)
-			b.addTask(id, "t")
+			b.addTask(id, "t-"+id) // the agent knows its attempts by task id
 		}
 		b.sync()
 		ctx := context.Background()
@@ -413,7 +437,7 @@ func TestJobLifecycle(t *testing.T) {
 		if st := b.jobState("dis"); st != azbatch.JobStateDisabling {
 			t.Fatalf("disabling job after restart: %s", st)
 		}
-		b.end("t", 0, false, nil)
+		b.end("t-dis", 0, false, nil)
 		if st := b.jobState("dis"); st != azbatch.JobStateDisabled {
 			t.Fatalf("disabling job once its task ended: %s", st)
 		}

@@ -232,6 +232,7 @@ func (s *Service) newETag() string {
 // commit writes w in one transaction. Called with s.mu held, so writes reach
 // the store in the order the state changed.
 func (s *Service) commit(ctx context.Context, w *store.Writes) error {
+	s.flushStatsLocked(w)
 	if w.Empty() {
 		return nil
 	}

@@ -17,6 +17,10 @@ import (
 type statsState struct {
 	jobs     map[*jobState]*usageTotals
 	accounts map[string]*accountTotals // by lower-case account name
+	// dirty jobs and accounts have changed totals not yet in a commit's
+	// writes: commit writes each once, however many attempts ended.
+	dirtyJobs     map[*jobState]bool
+	dirtyAccounts map[*accountTotals]bool
 }
 
 // accountTotals are an account's lifetime statistics.
@@ -54,7 +58,28 @@ func (s *Service) jobTotalsLocked(j *jobState) *usageTotals {
 	return u
 }
 
-func (s *Service) forgetJobStatsLocked(j *jobState) { delete(s.st.jobs, j) }
+func (s *Service) forgetJobStatsLocked(j *jobState) {
+	delete(s.st.jobs, j)
+	delete(s.st.dirtyJobs, j)
+}
+
+// flushStatsLocked adds the changed statistics to w (commit calls it).
+func (s *Service) flushStatsLocked(w *store.Writes) {
+	for j := range s.st.dirtyJobs {
+		if s.jobs[key(j.account, j.id())] == j {
+			u := s.jobTotalsLocked(j)
+			j.doc.Stats = u.jobStatistics(deref(j.doc.URL), deref(j.doc.CreationTime), false)
+			// Statistics do not change the job's ETag: they are not among
+			// its properties a client sets.
+			s.writeJob(j, w)
+		}
+		delete(s.st.dirtyJobs, j)
+	}
+	for a := range s.st.dirtyAccounts {
+		s.writeAccountStats(a, w)
+		delete(s.st.dirtyAccounts, a)
+	}
+}
 
 func (s *Service) accountTotalsLocked(account string) *accountTotals {
 	if s.st.accounts == nil {
@@ -107,17 +132,27 @@ func (s *Service) changeJobStatsLocked(j *jobState, change func(*usageTotals), w
 	a := s.accountTotalsLocked(j.account)
 	change(&a.Jobs)
 	a.Jobs.LastUpdate = now
-	s.writeAccountStats(a, w)
+	s.markDirty(nil, a)
 	if s.jobs[key(j.account, j.id())] != j {
 		return // deleted meanwhile: only the account keeps it
 	}
 	u := s.jobTotalsLocked(j)
 	change(u)
 	u.LastUpdate = now
-	j.doc.Stats = u.jobStatistics(deref(j.doc.URL), deref(j.doc.CreationTime), false)
-	// Statistics do not change the job's ETag: they are not among its
-	// properties a client sets.
-	s.writeJob(j, w)
+	s.markDirty(j, nil)
+}
+
+func (s *Service) markDirty(j *jobState, a *accountTotals) {
+	if s.st.dirtyJobs == nil {
+		s.st.dirtyJobs = map[*jobState]bool{}
+		s.st.dirtyAccounts = map[*accountTotals]bool{}
+	}
+	if j != nil {
+		s.st.dirtyJobs[j] = true
+	}
+	if a != nil {
+		s.st.dirtyAccounts[a] = true
+	}
 }
 
 // recordAttemptLocked counts the attempt of t that ended with ev (called
@@ -201,7 +236,7 @@ func (s *Service) recordNodeGoneLocked(n *nodeState, w *store.Writes) {
 	if n.dedicated {
 		a.Nodes.DedicatedNodeTime += int64(d)
 	}
-	s.writeAccountStats(a, w)
+	s.markDirty(nil, a)
 }
 
 // jobUsageKey is the member of a job's record that keeps its exact totals.
