@@ -391,6 +391,26 @@ describe('kiln through @azure/batch 10.2.0', { timeout: 600_000 }, () => {
     assert.equal(t.executionInfo.failureInfo.code, 'TaskEnded');
   });
 
+  it('job.get with $expand=stats, job.getAllLifetimeStatistics and pool.getAllLifetimeStatistics', STEP, async () => {
+    assert.equal((await client.job.get(JOB_ID)).stats, undefined, 'no stats without $expand');
+    const job = await client.job.get(JOB_ID, { jobGetOptions: { expand: 'stats' } });
+    const st = job.stats;
+    assert.ok(st, 'stats with $expand=stats');
+    assert.ok(st.numSucceededTasks >= 51, `numSucceededTasks ${st.numSucceededTasks}`);
+    assert.ok(st.numFailedTasks >= 1, `numFailedTasks ${st.numFailedTasks} (the terminated task)`);
+    assert.match(st.wallClockTime, /^P/);
+    assert.equal(st.waitTime, 'PT0S');
+    const life = await client.job.getAllLifetimeStatistics();
+    assert.match(life.url, /\/lifetimejobstats$/);
+    assert.ok(life.numSucceededTasks >= st.numSucceededTasks, `lifetime numSucceededTasks ${life.numSucceededTasks}`);
+    assert.match(life.waitTime, /^P/);
+    const pools = await client.pool.getAllLifetimeStatistics();
+    assert.match(pools.url, /\/lifetimepoolstats$/);
+    assert.match(pools.usageStats.dedicatedCoreTime, /^P/);
+    assert.ok(pools.usageStats.dedicatedCoreTime !== 'PT0S', 'two dedicated nodes have been in the pool');
+    assert.equal(typeof pools.resourceStats.diskWriteIOps, 'number');
+  });
+
   it('jobSchedule: add, get, exists, list, a run-once job with a task, listFromJobSchedule, disable, enable, terminate, delete', LONG_STEP, async () => {
     const SCHED_ID = 'js-sched';
     const add = await client.jobSchedule.add({
