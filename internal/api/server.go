@@ -142,6 +142,7 @@ func (s *server) routes() {
 	h("POST /jobs/{jobId}/enable", s.jobEnable)
 	h("POST /jobs/{jobId}/terminate", s.jobTerminate)
 	h("GET /jobs/{jobId}/taskcounts", s.jobTaskCounts)
+	h("GET /jobs/{jobId}/jobpreparationandreleasetaskstatus", s.jobPrepReleaseStatus)
 
 	// Job schedules.
 	h("POST /jobschedules", s.jobScheduleAdd)
@@ -165,6 +166,7 @@ func (s *server) routes() {
 	h("DELETE /jobs/{jobId}/tasks/{taskId}", s.taskDelete)
 	h("POST /jobs/{jobId}/tasks/{taskId}/terminate", s.taskTerminate)
 	h("POST /jobs/{jobId}/tasks/{taskId}/reactivate", s.taskReactivate)
+	h("GET /jobs/{jobId}/tasks/{taskId}/subtasksinfo", s.taskSubtasks)
 	h("GET /jobs/{jobId}/tasks/{taskId}/files", s.taskFileList)
 	h("GET /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileGet)
 	h("HEAD /jobs/{jobId}/tasks/{taskId}/files/{filePath...}", s.taskFileProperties)
@@ -189,11 +191,9 @@ func (s *server) routes() {
 // notImplemented maps the routes of the remaining Azure Batch operations
 // (current and older api-versions) to their operation names.
 var notImplemented = map[string]string{
-	"GET /poolusagemetrics": "Pool_ListUsageMetrics",
-	"POST /certificates":    "Certificate_Add",
-	"GET /certificates":     "Certificate_List",
-	"GET /jobs/{jobId}/jobpreparationandreleasetaskstatus":          "Job_ListPreparationAndReleaseTaskStatus",
-	"GET /jobs/{jobId}/tasks/{taskId}/subtasksinfo":                 "Task_ListSubtasks",
+	"GET /poolusagemetrics":                                         "Pool_ListUsageMetrics",
+	"POST /certificates":                                            "Certificate_Add",
+	"GET /certificates":                                             "Certificate_List",
 	"POST /pools/{poolId}/enableautoscale":                          "Pool_EnableAutoScale",
 	"POST /pools/{poolId}/disableautoscale":                         "Pool_DisableAutoScale",
 	"POST /pools/{poolId}/evaluateautoscale":                        "Pool_EvaluateAutoScale",

@@ -102,7 +102,9 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 		if a.deliveredIn == 0 {
 			continue
 		}
-		if a.task != nil {
+		if a.owner != nil {
+			a.owner.lost(s, n, a, &w)
+		} else if a.task != nil {
 			s.requeueTaskLocked(a.task, &w)
 		} else {
 			s.detachAttemptLocked(n, a)
@@ -283,7 +285,7 @@ func (s *Service) collectLocked(n *nodeState, seq int64) *syncAnswer {
 	ans := &syncAnswer{}
 	ans.Ack = n.ack
 	for _, a := range n.attempts {
-		if a.deliveredIn == 0 {
+		if a.deliveredIn == 0 && !a.held {
 			a.deliveredIn = seq
 			as := a.assignment
 			as.DeliveredIn = seq

@@ -86,6 +86,9 @@ type Operations interface {
 	JobEnable(ctx context.Context, account, jobID string, cond Conditions) (Object, error)
 	JobTerminate(ctx context.Context, account, jobID string, c *azbatch.TerminateJobContent, cond Conditions) (Object, error)
 	JobTaskCounts(ctx context.Context, account, jobID string) (TaskCounts, error)
+	// JobPrepReleaseStatus lists, per node, the job preparation and release
+	// task runs of a job.
+	JobPrepReleaseStatus(ctx context.Context, account, jobID string, p ListParams) (ListPage, error)
 	// LifetimeJobStats and LifetimePoolStats are the account's lifetime
 	// statistics (Job_GetAllLifetimeStatistics, Pool_GetAllLifetimeStatistics).
 	LifetimeJobStats(ctx context.Context, account string) (azbatch.JobStatistics, error)
@@ -114,6 +117,9 @@ type Operations interface {
 	TaskDelete(ctx context.Context, account, jobID, taskID string, cond Conditions) error
 	TaskTerminate(ctx context.Context, account, jobID, taskID string, cond Conditions) (Object, error)
 	TaskReactivate(ctx context.Context, account, jobID, taskID string, cond Conditions) (Object, error)
+	// TaskSubtasks lists the subtasks of a multi-instance task (none for
+	// another task).
+	TaskSubtasks(ctx context.Context, account, jobID, taskID string) (ListPage, error)
 	// TaskFiles locates a task's files: paths are relative to the task directory.
 	TaskFiles(ctx context.Context, account, jobID, taskID string) (FileTarget, error)
 }

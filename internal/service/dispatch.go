@@ -57,6 +57,7 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 			fill = scheduler.Pack
 		}
 		for _, j := range jobs {
+			restore := s.excludeNodesLocked(j, nodes, cands)
 			for {
 				t := j.peek()
 				if t == nil {
@@ -64,6 +65,12 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 				}
 				if mp := deref(j.doc.MaxParallelTasks); mp > 0 && j.running >= int(mp) {
 					break
+				}
+				if handled, placed := s.dispatchMultiInstanceLocked(p, j, t, nodes, cands, w); handled {
+					if !placed {
+						break
+					}
+					continue
 				}
 				i := scheduler.Pick(cands, t.slots, fill)
 				if i < 0 {
@@ -77,6 +84,7 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 				s.assignLocked(t, nodes[i], w)
 				cands[i].Free = nodes[i].free()
 			}
+			restore()
 		}
 		s.preemptLocked(p, jobs, w)
 	}
@@ -91,6 +99,7 @@ func (s *Service) assignLocked(t *taskState, n *nodeState, w *store.Writes) {
 	n.used += t.slots
 	t.job.running++
 	delete(n.retainUntil, t.dir()) // a new run voids the old retention timer
+	s.gateOnJobPrepLocked(t, n, a, w)
 	nodeURL := deref(n.doc.URL)
 	s.setTaskState(t, azbatch.TaskStatePreparing, func() {
 		t.doc.NodeInfo = &azbatch.NodeInfo{
@@ -134,6 +143,7 @@ func (s *Service) taskAssignment(t *taskState, n *nodeState, attemptID string) p
 		ResourceFiles: s.resourceFileOrders(t.doc.ResourceFiles),
 		OutputFiles:   outputFileOrders(t.doc.OutputFiles),
 		Packages:      s.packageOrders(t.job.account, n.pool.doc.ApplicationPackageReferences, t.doc.ApplicationPackageReferences),
+		JobPrepDir:    jobPrepDir(t.job),
 	}
 }
 
@@ -201,6 +211,7 @@ func (s *Service) detachAttemptLocked(n *nodeState, a *attempt) {
 
 // killTaskLocked stops the current attempt of t, if any, on its node.
 func (s *Service) killTaskLocked(t *taskState, w *store.Writes) {
+	s.endMultiRunLocked(t, w)
 	if t.attempt == nil {
 		return
 	}
@@ -297,6 +308,10 @@ func (s *Service) applyEventLocked(n *nodeState, ev protocol.Event, w *store.Wri
 		s.staleEventLocked(n, ev, w)
 		return
 	}
+	if a.owner != nil {
+		a.owner.event(s, n, a, ev, w)
+		return
+	}
 	switch ev.Kind {
 	case protocol.EventStarted:
 		if a.task != nil {
@@ -343,6 +358,7 @@ func failureOf(ev protocol.Event) (exit *int32, failure *azbatch.TaskFailureInfo
 
 func (s *Service) taskCompletedLocked(n *nodeState, a *attempt, ev protocol.Event, w *store.Writes) {
 	t := a.task
+	s.endMultiRunLocked(t, w)
 	s.recordAttemptLocked(t, ev, w)
 	exit, failure := failureOf(ev)
 	maxRetry := int32(0)

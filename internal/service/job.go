@@ -254,8 +254,12 @@ func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbat
 	if f := *onFail; f != azbatch.OnTaskFailureNoAction && f != azbatch.OnTaskFailurePerformExitOptionsJobAction {
 		return nil, batch.InvalidProperty("onTaskFailure", string(*c.OnTaskFailure), "Allowed values are noaction and performexitoptionsjobaction.")
 	}
-	if c.JobManagerTask != nil || c.JobPreparationTask != nil || c.JobReleaseTask != nil {
-		return nil, batch.InvalidProperty("jobManagerTask", "", "Job manager, preparation and release tasks are not supported by this Kiln version yet.")
+	if c.JobManagerTask != nil {
+		return nil, batch.InvalidProperty("jobManagerTask", "", "Job manager tasks are not supported by this Kiln version yet.")
+	}
+	prep, release, err := s.jobPrepReleaseDoc(c.JobPreparationTask, c.JobReleaseTask)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	constraints := c.Constraints
@@ -283,6 +287,8 @@ func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbat
 		OnTaskFailure:             onFail,
 		Metadata:                  c.Metadata,
 		NetworkConfiguration:      c.NetworkConfiguration,
+		JobPreparationTask:        prep,
+		JobReleaseTask:            release,
 		State:                     ptr(azbatch.JobStateActive),
 		StateTransitionTime:       &now,
 		CreationTime:              &now,

@@ -154,7 +154,7 @@ func (s *Service) sweepKillsLocked() {
 // something to wait for: a task assigned to a node, or a stopped attempt
 // not yet confirmed.
 func (s *Service) jobBusyLocked(j *jobState) bool {
-	if j.running > 0 {
+	if j.running > 0 || s.jobReleasingLocked(j) {
 		return true
 	}
 	for _, pk := range s.lc.kills {
@@ -251,6 +251,7 @@ func (s *Service) beginTerminateLocked(j *jobState, reason string, w *store.Writ
 			t.queued = false
 		}
 	}
+	s.jobEndingLocked(j, w) // release tasks (jobprep_release.go)
 	s.beginTransitionLocked(j, azbatch.JobStateTerminating, &transition{reason: reason})
 	s.touchJob(j, w)
 }
@@ -279,6 +280,7 @@ func (s *Service) beginDeleteLocked(j *jobState, w *store.Writes) {
 			delete(s.tasks, k)
 		}
 	}
+	s.jobEndingLocked(j, w) // release tasks (jobprep_release.go)
 	s.beginTransitionLocked(j, azbatch.JobStateDeleting, &transition{})
 	s.touchJob(j, w)
 }
@@ -291,6 +293,7 @@ func (s *Service) removeJobLocked(j *jobState, w *store.Writes) {
 		delete(s.jobs, k)
 	}
 	s.forgetJobStatsLocked(j)
+	s.forgetJobRunsLocked(j, w)
 	for _, n := range s.nodes {
 		if strings.EqualFold(n.account, j.account) {
 			s.cleanOnNodeLocked(n.id, "workitems/"+j.id())

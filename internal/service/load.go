@@ -98,6 +98,7 @@ func (s *Service) load(ctx context.Context) error {
 			a.id, a.assignment.AttemptID, a.deliveredIn = nr.StartAttempt, nr.StartAttempt, -1
 			n.attempts[a.id] = a
 		}
+		s.loadNodeRunsLocked(n, &nr)
 		p.nodes[n.id] = n
 		s.nodes[n.id] = n
 		s.tokens[n.token] = n
@@ -126,6 +127,7 @@ func (s *Service) load(ctx context.Context) error {
 			break
 		}
 	}
+	s.loadHeldAttemptsLocked(&w)
 	defer s.startNodes(s.recoverAutoPoolsLocked(&w))
 	for _, p := range s.pools {
 		starts := s.reconcilePoolLocked(p, &w)

@@ -51,6 +51,11 @@ type nodeState struct {
 	retainUntil map[string]time.Time
 	// sentClean are clean orders sent but not yet confirmed applied.
 	sentClean []sentClean
+	// preps are the node's runs of job preparation and release tasks, by
+	// job key (jobprep.go); subtasks are the multi-instance subtasks it
+	// runs or ran (multi_instance.go). Both are kept in its record.
+	preps    map[string]*nodePrep
+	subtasks map[string]*subtask
 }
 
 type sentClean struct {
@@ -66,6 +71,14 @@ type attempt struct {
 	// 0 not delivered yet, -1 delivered before the server (re)started.
 	deliveredIn int64
 	assignment  protocol.Assignment
+	// owner runs an attempt that is neither a task's nor the start task's:
+	// a job preparation or release task, or a subtask of a multi-instance
+	// task (owned_attempts.go).
+	owner attemptOwner
+	// held attempts wait before they are delivered: a task for the job
+	// preparation task on its node, a multi-instance primary for every
+	// subtask's coordination command.
+	held bool
 }
 
 // nodeRecord is what the store keeps of a node: its wire document plus the
@@ -80,6 +93,10 @@ type nodeRecord struct {
 	StartFail  bool            `json:"startFail,omitempty"`
 	// StartAttempt is the attempt of the start task while it runs.
 	StartAttempt string `json:"startAttempt,omitempty"`
+	// JobPrep and Subtasks are what the node ran of job preparation and
+	// release tasks and of multi-instance tasks.
+	JobPrep  []prepRecord    `json:"jobPrep,omitempty"`
+	Subtasks []subtaskRecord `json:"subtasks,omitempty"`
 }
 
 func (n *nodeState) wakeLocked() {
@@ -100,6 +117,7 @@ func (n *nodeState) record() (store.Node, error) {
 	if n.startTask != nil {
 		rec.StartAttempt = n.startTask.id
 	}
+	rec.JobPrep, rec.Subtasks = n.prepRecords(), n.subtaskRecords()
 	b, err := json.Marshal(rec)
 	return store.Node{Account: n.account, ID: n.id, PoolID: n.pool.id(), State: string(deref(n.doc.State)), Doc: b}, err
 }
@@ -136,7 +154,7 @@ func (s *Service) refreshNodeLocked(n *nodeState, w *store.Writes) {
 	var st azbatch.NodeState
 	running := 0
 	for _, a := range n.attempts {
-		if a.task != nil {
+		if a.task != nil || a.owner != nil && a.owner.busy() {
 			running++
 		}
 	}
@@ -414,6 +432,10 @@ func (s *Service) deleteNodeLocked(n *nodeState, w *store.Writes) {
 // elsewhere) or terminated (completed with a failure).
 func (s *Service) evictTasksLocked(n *nodeState, requeue bool, w *store.Writes) {
 	for id, a := range n.attempts {
+		if a.owner != nil {
+			a.owner.evicted(s, n, a, requeue, w)
+			continue
+		}
 		n.kill = append(n.kill, id)
 		if a.task == nil {
 			continue
@@ -540,6 +562,7 @@ func (s *Service) maybeFinishRebootLocked(n *nodeState, w *store.Writes) {
 	n.rebooting = false
 	now := s.now()
 	n.doc.LastBootTime = &now
+	s.jobPrepAfterRebootLocked(n, w)
 	s.beginStartTaskLocked(n, w)
 	s.refreshNodeLocked(n, w)
 	s.writeNode(n, w)

@@ -76,6 +76,9 @@ type Service struct {
 	started  time.Time
 	// retention holds completed task directories to delete, by time.
 	retention retentionHeap
+	// multi holds the runs of the multi-instance tasks placed on nodes
+	// (multi_instance.go); nil until the first.
+	multi map[*taskState]*multiRun
 	// sched holds the job schedules and the runner's due times.
 	sched schedules
 	// lc tracks stopped attempts and jobs in transitional states

@@ -199,8 +199,8 @@ func (s *Service) newTaskDoc(account, jobID string, c *azbatch.CreateTaskContent
 	if err := validateTaskConstraints(c.Constraints); err != nil {
 		return nil, err
 	}
-	if c.MultiInstanceSettings != nil {
-		return nil, batch.InvalidProperty("multiInstanceSettings", "", "Multi-instance tasks are not supported by this Kiln version yet.")
+	if err := s.validateMultiInstance(c); err != nil {
+		return nil, err
 	}
 	if err := s.validateResourceFiles("resourceFiles", c.ResourceFiles); err != nil {
 		return nil, err
@@ -253,6 +253,7 @@ func (s *Service) newTaskDoc(account, jobID string, c *azbatch.CreateTaskContent
 		RequiredSlots:                &slots,
 		UserIdentity:                 ui,
 		ExitConditions:               c.ExitConditions,
+		MultiInstanceSettings:        multiInstanceDoc(c.MultiInstanceSettings),
 		DependsOn:                    c.DependsOn,
 		ApplicationPackageReferences: c.ApplicationPackageReferences,
 		AuthenticationTokenSettings:  c.AuthenticationTokenSettings,
@@ -314,6 +315,9 @@ func (s *Service) TaskAdd(ctx context.Context, account, jobID string, c *azbatch
 		return Object{}, err
 	}
 	doc, err := s.newTaskDoc(account, j.id(), c, jobMaxRetry(j))
+	if err == nil {
+		err = taskIDFree(j, deref(c.ID))
+	}
 	if err != nil {
 		return Object{}, err
 	}
@@ -401,6 +405,9 @@ func (s *Service) TaskAddCollection(ctx context.Context, account, jobID string, 
 		id := deref(cs[i].ID)
 		results[i].TaskID = ptr(id)
 		doc, err := s.newTaskDoc(account, j.id(), &cs[i], maxRetry)
+		if err == nil {
+			err = taskIDFree(j, id)
+		}
 		if err == nil {
 			err = rules.check(&cs[i])
 		}
@@ -586,6 +593,7 @@ func (s *Service) TaskDelete(ctx context.Context, account, jobID, taskID string,
 	if ni := doc.NodeInfo; ni != nil {
 		s.cleanOnNodeLocked(deref(ni.NodeID), deref(ni.TaskRootDirectory))
 	}
+	s.forgetSubtasksLocked(taskKey(account, jobID, taskID), true, &w)
 	w.DeleteTasks = append(w.DeleteTasks, store.TaskKey{Account: account, JobID: jobID, ID: taskID})
 	s.dispatchLocked(&w)
 	return s.commit(ctx, &w)
