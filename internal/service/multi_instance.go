@@ -59,6 +59,15 @@ func multiInstanceDoc(mi *azbatch.MultiInstanceSettings) *azbatch.MultiInstanceS
 	return &out
 }
 
+// multiInstanceLocked reports whether a queued task is a multi-instance
+// task, loading its document.
+func (s *Service) multiInstanceLocked(t *taskState) bool {
+	if _, err := s.docLocked(context.Background(), t); err != nil {
+		return false
+	}
+	return instancesOf(t) > 0
+}
+
 func instancesOf(t *taskState) int {
 	if t.doc == nil || t.doc.MultiInstanceSettings == nil {
 		return 0

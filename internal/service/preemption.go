@@ -45,8 +45,11 @@ func (s *Service) preemptLocked(p *poolState, jobs []*jobState, w *store.Writes)
 			if mp := deref(j.doc.MaxParallelTasks); mp > 0 && j.running >= int(mp) {
 				break
 			}
+			if s.multiInstanceLocked(t) {
+				break // it waits for free nodes (multi_instance.go)
+			}
 			n, victims := s.victimsLocked(p, deref(j.doc.Priority), t.slots)
-			if n == nil {
+			if n == nil || prepFailedOn(n, j) {
 				break
 			}
 			for _, v := range victims {

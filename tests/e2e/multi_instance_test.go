@@ -450,3 +450,32 @@ func TestMultiInstanceRestart(t *testing.T) {
 		t.Fatalf("subtasks %+v", subs)
 	}
 }
+
+// TestMultiInstanceNoPreemption: a multi-instance task of a high-priority
+// job does not preempt lower-priority tasks (which would give it one node):
+// it waits for its nodes, then runs with all of them.
+func TestMultiInstanceNoPreemption(t *testing.T) {
+	t.Parallel()
+	s := StartServer(t, nil)
+	miPool(t, s, "prio", 2)
+	s.CreateJob(t, "low", "prio", func(c *azbatch.CreateJobContent) { c.AllowTaskPreemption = to(true) })
+	s.AddTasks(t, "low", []azbatch.CreateTaskContent{taskCmd("a", taskGateCmd), taskCmd("b", taskGateCmd)})
+	taskWaitState(t, s, "low", "a", azbatch.TaskStateRunning, 30*time.Second)
+	taskWaitState(t, s, "low", "b", azbatch.TaskStateRunning, 30*time.Second)
+	s.CreateJob(t, "high", "prio", func(c *azbatch.CreateJobContent) { c.Priority = to[int32](100) })
+	taskAdd(t, s, "high", miTask("mpi", 2, "true", "true"))
+	time.Sleep(time.Second)
+	if tk := taskGet(t, s, "high", "mpi"); *tk.State != azbatch.TaskStateActive {
+		t.Fatalf("multi-instance task %s while the nodes are busy", *tk.State)
+	}
+	for _, id := range []string{"a", "b"} {
+		if tk := taskGet(t, s, "low", id); *tk.ExecutionInfo.RequeueCount != 0 {
+			t.Fatalf("task %s was preempted", id)
+		}
+		taskRelease(t, s, "low", id)
+	}
+	done := taskWaitState(t, s, "high", "mpi", azbatch.TaskStateCompleted, 30*time.Second)
+	if *done.ExecutionInfo.ExitCode != 0 || len(miSubtasks(t, s, "high", "mpi")) != 1 {
+		t.Fatalf("multi-instance task: exit %d, subtasks %d", *done.ExecutionInfo.ExitCode, len(miSubtasks(t, s, "high", "mpi")))
+	}
+}
