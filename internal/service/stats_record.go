@@ -203,25 +203,30 @@ func (s *Service) recordStoppedAttemptLocked(pk *pendingKill, ev protocol.Event,
 		s.writeTask(t, w)
 		return
 	}
-	rec, err := s.cfg.Store.TaskGet(context.Background(), j.account, j.id(), t.id())
-	if err != nil {
-		return // deleted
+	// Completed: its latest record is among the writes not yet committed,
+	// or in the store.
+	var rec *store.Task
+	for i := range w.Tasks {
+		if w.Tasks[i].Account == j.account && w.Tasks[i].JobID == j.id() && w.Tasks[i].ID == t.id() {
+			rec = &w.Tasks[i]
+		}
+	}
+	if rec == nil {
+		stored, err := s.cfg.Store.TaskGet(context.Background(), j.account, j.id(), t.id())
+		if err != nil {
+			return // deleted
+		}
+		w.Tasks = append(w.Tasks, stored)
+		rec = &w.Tasks[len(w.Tasks)-1]
 	}
 	doc, err := decodeTask(rec.Doc)
 	if err != nil {
 		return
 	}
 	addTaskStats(doc, u, time.Time{}, s.now())
-	if rec.Doc, err = encodeTask(doc); err != nil {
-		return
+	if b, err := encodeTask(doc); err == nil {
+		rec.Doc = b
 	}
-	for i := range w.Tasks {
-		if w.Tasks[i].JobID == rec.JobID && w.Tasks[i].ID == rec.ID && w.Tasks[i].Account == rec.Account {
-			w.Tasks[i].Doc = rec.Doc
-			return
-		}
-	}
-	w.Tasks = append(w.Tasks, rec)
 }
 
 // recordNodeGoneLocked adds the time a node leaving its pool spent in it to
