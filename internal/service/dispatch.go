@@ -413,6 +413,7 @@ func (s *Service) taskCompletedLocked(n *nodeState, a *attempt, ev protocol.Even
 	s.refreshNodeLocked(n, w)
 	s.afterNodeFreedLocked(n, w)
 	s.exitConditionsLocked(t, true, w)
+	s.jobManagerEndedLocked(t, w)
 	s.maybeCompleteJobLocked(t.job, w)
 }
 

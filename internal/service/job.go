@@ -219,7 +219,7 @@ func (s *Service) addJob(ctx context.Context, account string, c *azbatch.CreateJ
 	if err := s.createAutoPoolLocked(ctx, j); err != nil {
 		return err
 	}
-	return nil
+	return s.startJobManagerLocked(ctx, j)
 }
 
 // newJobDoc validates a job to create and returns its document (without
@@ -254,10 +254,11 @@ func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbat
 	if f := *onFail; f != azbatch.OnTaskFailureNoAction && f != azbatch.OnTaskFailurePerformExitOptionsJobAction {
 		return nil, batch.InvalidProperty("onTaskFailure", string(*c.OnTaskFailure), "Allowed values are noaction and performexitoptionsjobaction.")
 	}
-	if c.JobManagerTask != nil {
-		return nil, batch.InvalidProperty("jobManagerTask", "", "Job manager tasks are not supported by this Kiln version yet.")
-	}
 	prep, release, err := s.jobPrepReleaseDoc(c.JobPreparationTask, c.JobReleaseTask)
+	if err != nil {
+		return nil, err
+	}
+	manager, err := s.jobManagerDoc(account, id, c.JobManagerTask, prep, release)
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +288,7 @@ func (s *Service) newJobDoc(account string, c *azbatch.CreateJobContent) (*azbat
 		OnTaskFailure:             onFail,
 		Metadata:                  c.Metadata,
 		NetworkConfiguration:      c.NetworkConfiguration,
+		JobManagerTask:            manager,
 		JobPreparationTask:        prep,
 		JobReleaseTask:            release,
 		State:                     ptr(azbatch.JobStateActive),
