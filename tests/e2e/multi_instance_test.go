@@ -234,7 +234,7 @@ func TestMultiInstanceMPI(t *testing.T) {
 	t.Parallel()
 	for _, tool := range []string{"mpirun", "mpicc"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install openmpi-bin libopenmpi-dev)", tool)
+			t.Fatalf("%s not installed: apt-get install openmpi-bin libopenmpi-dev (.ci/run does)", tool)
 		}
 	}
 	dir := t.TempDir()
