@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"sort"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -322,25 +321,11 @@ func (s *Service) JobGet(ctx context.Context, account, jobID string, cond Condit
 // JobList lists an account's jobs in id order.
 func (s *Service) JobList(ctx context.Context, account string, lp ListParams) (ListPage, error) {
 	s.mu.Lock()
-	var jobs []*jobState
-	for _, j := range s.jobs {
-		if strings.EqualFold(j.account, account) {
-			jobs = append(jobs, j)
-		}
-	}
-	sort.Slice(jobs, func(a, b int) bool { return strings.ToLower(jobs[a].id()) < strings.ToLower(jobs[b].id()) })
-	objs := make([]Object, 0, len(jobs))
-	ids := make([]string, 0, len(jobs))
-	for _, j := range jobs {
-		o, err := j.object()
-		if err != nil {
-			s.mu.Unlock()
-			return ListPage{}, err
-		}
-		objs = append(objs, o)
-		ids = append(ids, strings.ToLower(j.id()))
-	}
+	objs, ids, err := objectsByID(s.jobs, func(x *jobState) string { return x.account }, account)
 	s.mu.Unlock()
+	if err != nil {
+		return ListPage{}, err
+	}
 	return pageByID(objs, ids, lp)
 }
 

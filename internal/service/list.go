@@ -36,6 +36,36 @@ func matches(f *odata.Filter, doc []byte) (bool, error) {
 	return f.Match(m), nil
 }
 
+// listed is what account-wide lists (pools, jobs, job schedules) hold.
+type listed interface {
+	id() string
+	object() (Object, error)
+}
+
+// objectsByID returns the documents of the items whose account is account,
+// sorted by lower-case id, with those ids, ready for pageByID. Callers hold
+// s.mu; paging and filtering happen after they release it.
+func objectsByID[T listed](items map[string]T, accountOf func(T) string, account string) ([]Object, []string, error) {
+	var sel []T
+	for _, it := range items {
+		if strings.EqualFold(accountOf(it), account) {
+			sel = append(sel, it)
+		}
+	}
+	sort.Slice(sel, func(a, b int) bool { return strings.ToLower(sel[a].id()) < strings.ToLower(sel[b].id()) })
+	objs := make([]Object, 0, len(sel))
+	ids := make([]string, 0, len(sel))
+	for _, it := range sel {
+		o, err := it.object()
+		if err != nil {
+			return nil, nil, err
+		}
+		objs = append(objs, o)
+		ids = append(ids, strings.ToLower(it.id()))
+	}
+	return objs, ids, nil
+}
+
 // pageByID pages a list of objects sorted by lower-case id; the cursor is
 // the last id returned.
 func pageByID(objs []Object, ids []string, lp ListParams) (ListPage, error) {

@@ -272,25 +272,11 @@ func (s *Service) PoolGet(ctx context.Context, account, poolID string, cond Cond
 // PoolList lists an account's pools in id order.
 func (s *Service) PoolList(ctx context.Context, account string, lp ListParams) (ListPage, error) {
 	s.mu.Lock()
-	var pools []*poolState
-	for _, p := range s.pools {
-		if strings.EqualFold(p.account, account) {
-			pools = append(pools, p)
-		}
-	}
-	sort.Slice(pools, func(i, j int) bool { return strings.ToLower(pools[i].id()) < strings.ToLower(pools[j].id()) })
-	objs := make([]Object, 0, len(pools))
-	ids := make([]string, 0, len(pools))
-	for _, p := range pools {
-		o, err := p.object()
-		if err != nil {
-			s.mu.Unlock()
-			return ListPage{}, err
-		}
-		objs = append(objs, o)
-		ids = append(ids, strings.ToLower(p.id()))
-	}
+	objs, ids, err := objectsByID(s.pools, func(x *poolState) string { return x.account }, account)
 	s.mu.Unlock()
+	if err != nil {
+		return ListPage{}, err
+	}
 	return pageByID(objs, ids, lp)
 }
 

@@ -367,25 +367,11 @@ func (s *Service) JobScheduleGet(ctx context.Context, account, id string, cond C
 // JobScheduleList lists an account's job schedules in id order.
 func (s *Service) JobScheduleList(ctx context.Context, account string, lp ListParams) (ListPage, error) {
 	s.mu.Lock()
-	var scs []*scheduleState
-	for _, sc := range s.sched.byKey {
-		if strings.EqualFold(sc.account, account) {
-			scs = append(scs, sc)
-		}
-	}
-	sort.Slice(scs, func(a, b int) bool { return strings.ToLower(scs[a].id()) < strings.ToLower(scs[b].id()) })
-	objs := make([]Object, 0, len(scs))
-	ids := make([]string, 0, len(scs))
-	for _, sc := range scs {
-		o, err := sc.object()
-		if err != nil {
-			s.mu.Unlock()
-			return ListPage{}, err
-		}
-		objs = append(objs, o)
-		ids = append(ids, strings.ToLower(sc.id()))
-	}
+	objs, ids, err := objectsByID(s.sched.byKey, func(x *scheduleState) string { return x.account }, account)
 	s.mu.Unlock()
+	if err != nil {
+		return ListPage{}, err
+	}
 	return pageByID(objs, ids, lp)
 }
 
