@@ -144,11 +144,17 @@ func (e *env) finish(res *Result) error {
 	return nil
 }
 
-func (e *env) target(name, alias string) (int, error) {
-	v := e.vars[name]
+// effective is a read-write variable's final value: the full name wins when
+// both it and its alias were assigned, the alias when only it was.
+func (e *env) effective(name, alias string) value {
 	if !e.assigned[name] && e.assigned[alias] {
-		name, v = alias, e.vars[alias]
+		return e.vars[alias]
 	}
+	return e.vars[name]
+}
+
+func (e *env) target(name, alias string) (int, error) {
+	v := e.effective(name, alias)
 	if v.k != kDouble {
 		return 0, evalErrorf(pos{1, 1}, "%s must be a double, not a %s", name, v.k)
 	}
@@ -170,12 +176,15 @@ func (e *env) target(name, alias string) (int, error) {
 // requeue;$curTime=2016-10-13T19:18:47.805Z;$isWeekday=1;...".
 func (e *env) results() string {
 	var b strings.Builder
-	for _, n := range []string{varTargetDedicated, varTargetLowPriority, varDeallocation} {
-		b.WriteString(n + "=" + e.vars[n].format() + ";")
-	}
+	b.WriteString(varTargetDedicated + "=" + e.effective(varTargetDedicated, aliasDedicated).format() + ";")
+	b.WriteString(varTargetLowPriority + "=" + e.effective(varTargetLowPriority, aliasLowPriority).format() + ";")
+	b.WriteString(varDeallocation + "=" + e.vars[varDeallocation].format() + ";")
 	var names []string
 	for n := range e.assigned {
-		if n != varTargetDedicated && n != varTargetLowPriority && n != varDeallocation {
+		switch n {
+		case varTargetDedicated, varTargetLowPriority, varDeallocation, aliasDedicated, aliasLowPriority:
+			// Reported once, under the full name, above.
+		default:
 			names = append(names, n)
 		}
 	}

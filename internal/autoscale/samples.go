@@ -39,6 +39,11 @@ var metricVars = map[string]metricVar{
 	"CurrentDedicatedNodes": {plain: func(in *Inputs) float64 {
 		return in.CurrentDedicatedNodes
 	}},
+	// CurrentDedicated is the old name of CurrentDedicatedNodes, still used
+	// by the Az.Batch cmdlet examples ("$CurrentDedicated*1.1").
+	"CurrentDedicated": {plain: func(in *Inputs) float64 {
+		return in.CurrentDedicatedNodes
+	}},
 	"CurrentLowPriorityNodes": {plain: func(in *Inputs) float64 {
 		return in.CurrentLowPriorityNodes
 	}},

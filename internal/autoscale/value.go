@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,20 @@ func (v value) format() string {
 	}
 }
 
-func formatDouble(d float64) string { return strconv.FormatFloat(d, 'g', -1, 64) }
+// formatDouble mimics .NET's default double.ToString() (15 significant
+// digits, "1E+20" exponents, "Infinity"), which is what the service prints:
+// 10 * 1.1 is "11", not "11.000000000000002".
+func formatDouble(d float64) string {
+	switch {
+	case math.IsInf(d, 1):
+		return "Infinity"
+	case math.IsInf(d, -1):
+		return "-Infinity"
+	case math.IsNaN(d):
+		return "NaN"
+	}
+	return strings.ToUpper(strconv.FormatFloat(d, 'g', 15, 64))
+}
 
 // formatInterval writes a .NET TimeSpan's default form, [-][d.]hh:mm:ss[.fffffff],
 // since the service renders timeintervals with TimeSpan.ToString().
