@@ -67,6 +67,9 @@ type env struct {
 	in       *Inputs
 	vars     map[string]value
 	assigned map[string]bool
+	// at is where each variable was last assigned, for errors about the
+	// final values.
+	at map[string]pos
 }
 
 // Evaluate runs the formula against a pool's inputs. Runtime failures are
@@ -78,7 +81,7 @@ func (f *Formula) Evaluate(in Inputs) (Result, error) {
 		varTargetDedicated:   double(in.TargetDedicatedNodes),
 		varTargetLowPriority: double(in.TargetLowPriorityNodes),
 		varDeallocation:      str("requeue"),
-	}, assigned: map[string]bool{}}
+	}, assigned: map[string]bool{}, at: map[string]pos{}}
 	var res Result
 	for _, st := range f.stmts {
 		err := e.exec(st)
@@ -112,6 +115,7 @@ func (e *env) exec(st statement) error {
 	}
 	e.vars[st.target] = v
 	e.assigned[st.target] = true
+	e.at[st.target] = st.p
 	return nil
 }
 
@@ -138,7 +142,7 @@ func (e *env) finish(res *Result) error {
 	}
 	opt := e.vars[varDeallocation]
 	if opt.k != kString || !deallocationOptions[strings.ToLower(opt.s)] {
-		return evalErrorf(pos{1, 1}, "$NodeDeallocationOption must be one of requeue, terminate, taskcompletion, retaineddata; got %s", opt.format())
+		return evalErrorf(e.where(varDeallocation), "$NodeDeallocationOption must be one of requeue, terminate, taskcompletion, retaineddata; got %s", opt.format())
 	}
 	res.NodeDeallocationOption = strings.ToLower(opt.s)
 	return nil
@@ -147,19 +151,32 @@ func (e *env) finish(res *Result) error {
 // effective is a read-write variable's final value: the full name wins when
 // both it and its alias were assigned, the alias when only it was.
 func (e *env) effective(name, alias string) value {
+	return e.vars[e.effectiveName(name, alias)]
+}
+
+func (e *env) effectiveName(name, alias string) string {
 	if !e.assigned[name] && e.assigned[alias] {
-		return e.vars[alias]
+		return alias
 	}
-	return e.vars[name]
+	return name
+}
+
+// where is the position of a variable's last assignment (1:1 if none).
+func (e *env) where(name string) pos {
+	if p, ok := e.at[name]; ok {
+		return p
+	}
+	return pos{1, 1}
 }
 
 func (e *env) target(name, alias string) (int, error) {
-	v := e.effective(name, alias)
+	name = e.effectiveName(name, alias)
+	v := e.vars[name]
 	if v.k != kDouble {
-		return 0, evalErrorf(pos{1, 1}, "%s must be a double, not a %s", name, v.k)
+		return 0, evalErrorf(e.where(name), "%s must be a double, not a %s", name, v.k)
 	}
 	if math.IsNaN(v.d) || math.IsInf(v.d, 0) {
-		return 0, evalErrorf(pos{1, 1}, "%s is not a finite number: %s", name, formatDouble(v.d))
+		return 0, evalErrorf(e.where(name), "%s is not a finite number: %s", name, formatDouble(v.d))
 	}
 	switch {
 	case v.d <= 0:
