@@ -63,7 +63,7 @@ func TestParse_ErrSyntax(t *testing.T) {
 		{"$ = 1", "'$' must be followed by a variable name"},
 		{"x = $", "'$' must be followed by a variable name"},
 		{"x = t.", "expected a member name after '.' but found end of formula"},
-		{"x = t.1", `expected a member name after '.' but found "1"`},
+		{"x = t.1", `Line 1, Col 6: expected ';' but found ".1"`},
 		{"x = max(1).GetSample(1)", "GetSample can only be called on a service-defined variable"},
 		{"x = = 1", `expected an expression but found "="`},
 		{"1 = 2", `expected ';' but found "="`},
