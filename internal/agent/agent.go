@@ -102,6 +102,9 @@ type agent struct {
 	rootDir string   // absolute
 	root    *os.Root // rootDir, for removals that must not follow links out
 
+	// metrics measures the node for every sync (metrics.go).
+	metrics metricsSampler
+
 	hostname, ip  string
 	fileServerURL string
 	secret        atomic.Pointer[string] // NodeSecret for the file server
@@ -167,6 +170,7 @@ func newAgent(cfg Config) (*agent, error) {
 		return nil, fmt.Errorf("agent: root directory: %w", err)
 	}
 	a.rootDir = dir
+	a.metrics.dir = dir
 	if err := createLayout(dir); err != nil {
 		return nil, err
 	}

@@ -46,6 +46,7 @@ func (a *agent) ack(n int64) {
 // and every known attempt. It also returns the last event Seq assigned so
 // far: every event up to it is in the request or already acknowledged.
 func (a *agent) nextSyncRequest(wait time.Duration) (protocol.SyncRequest, int64) {
+	metrics := a.metrics.sample() // reads /proc: not under a.mu
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.syncSeq++
@@ -56,6 +57,7 @@ func (a *agent) nextSyncRequest(wait time.Duration) (protocol.SyncRequest, int64
 		Known:      a.knownIDsLocked(),
 		WaitMillis: int(wait / time.Millisecond),
 		Applied:    a.applied,
+		Metrics:    metrics,
 	}, a.eventSeq
 }
 

@@ -313,11 +313,24 @@ const (
 	PhaseFileUpload    = "fileupload"
 )
 
-// NodeMetrics are resource figures sampled on the node.
+// NodeMetrics are resource figures sampled on the node, the inputs of the
+// pool metrics autoscale formulas read. CPUPercent, MemoryBytes and
+// DiskBytes are gauges (CPU busy since the previous sample, memory in use,
+// bytes used on the file system of the node root); the other fields are
+// counters since the node booted, which the server turns into amounts per
+// sample period.
 type NodeMetrics struct {
 	CPUPercent  float64 `json:"cpuPercent"`
 	MemoryBytes int64   `json:"memoryBytes"`
 	DiskBytes   int64   `json:"diskBytes"`
+	// Block devices (whole disks), from /proc/diskstats on Linux.
+	DiskReadBytes  int64 `json:"diskReadBytes,omitempty"`
+	DiskWriteBytes int64 `json:"diskWriteBytes,omitempty"`
+	DiskReadOps    int64 `json:"diskReadOps,omitempty"`
+	DiskWriteOps   int64 `json:"diskWriteOps,omitempty"`
+	// Network interfaces other than loopback, from /proc/net/dev on Linux.
+	NetworkInBytes  int64 `json:"networkInBytes,omitempty"`
+	NetworkOutBytes int64 `json:"networkOutBytes,omitempty"`
 }
 
 // Duration is a time.Duration that marshals as a Go duration string.
