@@ -180,6 +180,9 @@ func (s *server) routes() {
 	h("PUT /kiln/applications/{applicationId}/versions/{version}", s.applicationVersionPut)
 	h("DELETE /kiln/applications/{applicationId}/versions/{version}", s.applicationVersionDelete)
 
+	// Spot preemption on demand (Kiln's own route, spot.go).
+	h("POST /kiln/pools/{poolId}/preempt", s.poolPreempt)
+
 	// Azure operations Kiln does not implement yet (501 NotImplemented).
 	// Certificate paths with parentheses are handled in s.fallback.
 	for pattern, op := range notImplemented {

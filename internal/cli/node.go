@@ -21,6 +21,7 @@ func newNodeCommand(o *globalOptions) *cobra.Command {
 		newNodeListCommand(o),
 		newNodeShowCommand(o),
 		newNodeRebootCommand(o),
+		newNodePreemptCommand(o),
 		newNodeFileCommand(o),
 	)
 	return cmd

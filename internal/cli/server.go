@@ -24,6 +24,7 @@ func newServerCommand() *cobra.Command {
 		storageURL                string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
+		spot                      spotFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -56,6 +57,11 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 				Storage:            storageURL,
 				Logger:             logger,
 			}
+			spotCfg, err := spot.config()
+			if err != nil {
+				return err
+			}
+			cfg.Spot = spotCfg
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, cfg)
@@ -96,6 +102,7 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
 	f.StringVar(&storageURL, "storage", os.Getenv("KILN_STORAGE"), "bucket of Kiln storage: file:///dir, s3://bucket?endpoint=...&use_path_style=true (any S3-compatible server) or azblob://container (default file://<data-dir>/storage; env KILN_STORAGE)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this separate address HOST:PORT (default off)")
+	spot.register(f)
 	return cmd
 }
 

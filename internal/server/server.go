@@ -60,6 +60,9 @@ type Config struct {
 	// azblob://); empty: a file:// bucket in DataDir/storage.
 	Storage string
 	Logger  *slog.Logger
+	// Spot simulates the preemption of low-priority nodes (none by
+	// default; see service.SpotConfig).
+	Spot service.SpotConfig
 }
 
 // Credentials are what a client needs; the server writes them to
@@ -144,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		NodeTimeout:       cfg.NodeTimeout,
 		Storage:           links,
 		Applications:      apps,
+		Spot:              cfg.Spot,
 		Logger:            cfg.Logger,
 	})
 	if err != nil {

@@ -79,7 +79,8 @@ func (s *Service) load(ctx context.Context) error {
 			token: nr.Token, secret: nr.Secret, fileURL: nr.FileURL, rootDir: nr.RootDir, registered: nr.Registered,
 			startFail: nr.StartFail, slots: p.slotsPerNode(), attempts: map[string]*attempt{},
 			wake: make(chan struct{}, 1), lastSeen: now,
-			removing: deref(doc.State) == azbatch.NodeStateLeavingPool,
+			removing:  deref(doc.State) == azbatch.NodeStateLeavingPool,
+			preempted: deref(doc.State) == azbatch.NodeStatePreempted,
 		}
 		if n.removing {
 			n.removeAt = now

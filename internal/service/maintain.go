@@ -55,7 +55,7 @@ func (s *Service) checkNodesLocked(w *store.Writes) {
 			if n.removing {
 				s.deleteNodeLocked(n, w)
 			}
-		case !n.registered && !n.unusable && silent > 2*time.Minute:
+		case !n.registered && !n.unusable && !n.preempted && silent > 2*time.Minute:
 			n.unusable = true
 			n.doc.Errors = []azbatch.NodeError{{Code: ptr("NodeStartTimeout"), Message: ptr("The node's agent did not register within 2 minutes.")}}
 			s.refreshNodeLocked(n, w)

@@ -56,6 +56,10 @@ type nodeState struct {
 	// runs or ran (multi_instance.go). Both are kept in its record.
 	preps    map[string]*nodePrep
 	subtasks map[string]*subtask
+
+	// preempted holds a Spot/low-priority node that was preempted until
+	// it is replaced (spot.go).
+	preempted bool
 }
 
 type sentClean struct {
@@ -162,6 +166,8 @@ func (s *Service) refreshNodeLocked(n *nodeState, w *store.Writes) {
 	switch {
 	case n.removing:
 		st = azbatch.NodeStateLeavingPool
+	case n.preempted:
+		st = azbatch.NodeStatePreempted
 	case n.unusable:
 		st = azbatch.NodeStateUnusable
 	case !n.registered:
@@ -252,7 +258,7 @@ func (s *Service) reconcilePoolLocked(p *poolState, w *store.Writes) []provider.
 		alloc = azbatch.AllocationStateResizing
 	}
 	for _, n := range p.nodes {
-		if !n.registered && !n.unusable && !n.removing {
+		if !n.registered && !n.unusable && !n.removing && !n.preempted {
 			alloc = azbatch.AllocationStateResizing
 		}
 	}
@@ -285,7 +291,7 @@ func (s *Service) reconcilePoolLocked(p *poolState, w *store.Writes) []provider.
 // or are broken first, then idle ones, then busy ones.
 func removalRank(n *nodeState) int {
 	switch {
-	case n.unusable, n.startFail:
+	case n.unusable, n.startFail, n.preempted:
 		return 0
 	case !n.registered:
 		return 1

@@ -59,6 +59,8 @@ type Config struct {
 	// Clock is what the job schedule runner waits with (default
 	// SystemClock). Now, when nil, is Clock.Now.
 	Clock Clock
+	// Spot simulates the preemption of low-priority nodes (spot.go).
+	Spot SpotConfig
 }
 
 // Service implements Operations and the agent protocol.
@@ -86,6 +88,8 @@ type Service struct {
 	// (stats_record.go).
 	lc lifecycleState
 	st statsState
+	// spot tracks preempted low-priority nodes (spot.go).
+	spot spotState
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -146,6 +150,8 @@ func (s *Service) Start() {
 	s.wg.Add(2)
 	go s.maintain()
 	go s.runSchedules()
+	s.wg.Add(1)
+	go s.runSpot()
 }
 
 // Close stops the background loops. Nodes keep running: a restarted server
