@@ -6,7 +6,10 @@ import "fmt"
 // (BatchErrorCodeStrings in the Azure SDKs); InsufficientSampleData is the code
 // Azure documents for an AutoScaleRun that failed for lack of samples
 // (batch-pool-autoscale-event.md). Azure does not document a code for other
-// runtime failures, so Kiln uses CodeEvaluationError for them.
+// runtime failures, so Kiln uses CodeEvaluationError for them. The REST error
+// code table spells the length code "AutoScalingFormulaTooLong"; the SDKs'
+// BatchErrorCodeStrings (what clients compare against) say
+// "AutoScaleFormulaTooLong", which is used here.
 const (
 	CodeSyntaxError            = "AutoScalingFormulaSyntaxError"
 	CodeTooLong                = "AutoScaleFormulaTooLong"

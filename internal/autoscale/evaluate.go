@@ -17,7 +17,7 @@ type Sample struct {
 // Inputs are what a pool offers an evaluation.
 type Inputs struct {
 	// Now is the evaluation time: time() and the look-back windows of the
-	// sample methods are relative to it.
+	// sample methods are relative to it. The zero value means time.Now().
 	Now time.Time
 	// Samples per system metric variable name without '$' (e.g. "CPUPercent",
 	// "PendingTasks"), oldest first; the evaluator takes history windows from
@@ -77,6 +77,9 @@ type env struct {
 // not met, CodeEvaluationError otherwise); Result.Results is filled in even
 // then, as Azure reports the variables computed before the failure.
 func (f *Formula) Evaluate(in Inputs) (Result, error) {
+	if in.Now.IsZero() {
+		in.Now = time.Now().UTC()
+	}
 	e := &env{in: &in, vars: map[string]value{
 		varTargetDedicated:   double(in.TargetDedicatedNodes),
 		varTargetLowPriority: double(in.TargetLowPriorityNodes),

@@ -338,3 +338,15 @@ func TestFormulaConcurrentEvaluate(t *testing.T) {
 		t.Error("String() is empty")
 	}
 }
+
+func TestEvaluateZeroNowIsWallClock(t *testing.T) {
+	t.Parallel()
+	before := time.Now().UTC().Truncate(time.Millisecond)
+	res, err := mustParse(t, "t = time(); $TargetDedicatedNodes = t.year").Evaluate(Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TargetDedicatedNodes != before.Year() && res.TargetDedicatedNodes != before.Year()+1 {
+		t.Errorf("year = %d, want %d", res.TargetDedicatedNodes, before.Year())
+	}
+}
