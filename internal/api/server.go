@@ -119,6 +119,7 @@ func (s *server) routes() {
 	h("POST /pools/{poolId}/resize", s.poolResize)
 	h("POST /pools/{poolId}/stopresize", s.poolStopResize)
 	h("POST /pools/{poolId}/removenodes", s.poolRemoveNodes)
+	s.autoScaleRoutes(h)
 
 	// Compute nodes.
 	h("GET /pools/{poolId}/nodes", s.nodeList)
@@ -197,9 +198,6 @@ var notImplemented = map[string]string{
 	"GET /poolusagemetrics":                                         "Pool_ListUsageMetrics",
 	"POST /certificates":                                            "Certificate_Add",
 	"GET /certificates":                                             "Certificate_List",
-	"POST /pools/{poolId}/enableautoscale":                          "Pool_EnableAutoScale",
-	"POST /pools/{poolId}/disableautoscale":                         "Pool_DisableAutoScale",
-	"POST /pools/{poolId}/evaluateautoscale":                        "Pool_EvaluateAutoScale",
 	"POST /pools/{poolId}/upgradeos":                                "Pool_UpgradeOS",
 	"POST /pools/{poolId}/nodes/{nodeId}/users":                     "ComputeNode_AddUser",
 	"PUT /pools/{poolId}/nodes/{nodeId}/users/{userName}":           "ComputeNode_UpdateUser",

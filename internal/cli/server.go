@@ -24,6 +24,7 @@ func newServerCommand() *cobra.Command {
 		storageURL                string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
+		autoScaleMin, sampleEvery time.Duration
 		spot                      spotFlags
 	)
 	cmd := &cobra.Command{
@@ -56,6 +57,9 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 				Provider:           providerName,
 				Storage:            storageURL,
 				Logger:             logger,
+
+				AutoScaleMinInterval:  autoScaleMin,
+				MetricsSampleInterval: sampleEvery,
 			}
 			spotCfg, err := spot.config()
 			if err != nil {
@@ -101,6 +105,8 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 	f.DurationVar(&orphanTimeout, "agent-orphan-timeout", 0, "how long local agents keep running while the server is unreachable (default 10m)")
 	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
 	f.StringVar(&storageURL, "storage", os.Getenv("KILN_STORAGE"), "bucket of Kiln storage: file:///dir, s3://bucket?endpoint=...&use_path_style=true (any S3-compatible server) or azblob://container (default file://<data-dir>/storage; env KILN_STORAGE)")
+	f.DurationVar(&autoScaleMin, "autoscale-min-interval", 0, "shortest autoScaleEvaluationInterval accepted, for development and tests (default 5m, Azure's minimum)")
+	f.DurationVar(&sampleEvery, "metrics-sample-interval", 0, "how often pools are sampled for autoscale formulas, for development and tests (default 30s, as Azure)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this separate address HOST:PORT (default off)")
 	spot.register(f)
 	return cmd

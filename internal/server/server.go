@@ -60,6 +60,11 @@ type Config struct {
 	// azblob://); empty: a file:// bucket in DataDir/storage.
 	Storage string
 	Logger  *slog.Logger
+	// AutoScaleMinInterval lowers the shortest autoScaleEvaluationInterval
+	// below Azure's 5 minutes, and MetricsSampleInterval the pool sampling
+	// period below 30s; both for development and tests (service defaults).
+	AutoScaleMinInterval  time.Duration
+	MetricsSampleInterval time.Duration
 	// Spot simulates the preemption of low-priority nodes (none by
 	// default; see service.SpotConfig).
 	Spot service.SpotConfig
@@ -149,6 +154,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Applications:      apps,
 		Spot:              cfg.Spot,
 		Logger:            cfg.Logger,
+
+		AutoScaleMinInterval:  cfg.AutoScaleMinInterval,
+		MetricsSampleInterval: cfg.MetricsSampleInterval,
 	})
 	if err != nil {
 		closeAll()

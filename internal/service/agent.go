@@ -159,6 +159,7 @@ func (s *Service) agentSync(ctx context.Context, token string, req *protocol.Syn
 		return nil, http.StatusUnauthorized, errBadToken
 	}
 	n.lastSeen = s.now()
+	s.recordMetricsLocked(n, req.Metrics)
 	if req.Seq > n.latestSeq {
 		n.latestSeq = req.Seq
 	}

@@ -65,6 +65,8 @@ type Operations interface {
 	PoolRemoveNodes(ctx context.Context, account, poolID string, c *azbatch.RemoveNodeContent, cond Conditions) (Object, error)
 	PoolNodeCounts(ctx context.Context, account string, p ListParams) ([]azbatch.PoolNodeCounts, error)
 	SupportedImages() []azbatch.SupportedImage
+	// Autoscale (autoscale.go).
+	AutoScaleOperations
 
 	// Compute nodes.
 	NodeList(ctx context.Context, account, poolID string, p ListParams) (ListPage, error)

@@ -239,7 +239,11 @@ func (s *Service) ensureAutoPoolLocked(j *jobState, w *store.Writes) []provider.
 		s.writeScheduleLocked(sc, w)
 	}
 	s.log.Info("auto pool created", "job", j.id(), "pool", id)
-	return s.reconcilePoolLocked(p, w)
+	starts := s.reconcilePoolLocked(p, w)
+	if deref(p.doc.EnableAutoScale) {
+		starts = append(starts, s.startAutoScaleLocked(p, w)...)
+	}
+	return starts
 }
 
 // releaseJobAutoPoolLocked deletes the auto pool of a job that completed or

@@ -170,6 +170,9 @@ func (s *Service) addPool(ctx context.Context, account string, c *azbatch.Create
 	s.pools[key(account, id)] = p
 	var w store.Writes
 	starts := s.reconcilePoolLocked(p, &w)
+	if deref(p.doc.EnableAutoScale) {
+		starts = append(starts, s.startAutoScaleLocked(p, &w)...)
+	}
 	if err := s.commit(ctx, &w); err != nil {
 		return err
 	}
@@ -187,8 +190,8 @@ func (s *Service) newPoolDoc(account string, c *azbatch.CreatePoolContent) (*azb
 	if deref(c.VMSize) == "" {
 		return nil, batch.MissingProperty("vmSize")
 	}
-	if deref(c.EnableAutoScale) {
-		return nil, batch.InvalidProperty("enableAutoScale", "true", "Autoscale formulas are not supported by this Kiln version yet; set targetDedicatedNodes.")
+	if err := s.validateAutoScaleAdd(c, nil); err != nil {
+		return nil, err
 	}
 	if err := validateTargets(c.TargetDedicatedNodes, c.TargetLowPriorityNodes); err != nil {
 		return nil, err
@@ -252,6 +255,7 @@ func (s *Service) newPoolDoc(account string, c *azbatch.CreatePoolContent) (*azb
 		doc.TargetNodeCommunicationMode = ptr(azbatch.NodeCommunicationModeDefault)
 	}
 	doc.CurrentNodeCommunicationMode = ptr(azbatch.NodeCommunicationModeSimplified)
+	_ = s.validateAutoScaleAdd(c, doc) // sets the autoscale properties
 	return doc, nil
 }
 
@@ -435,6 +439,9 @@ func (s *Service) PoolResize(ctx context.Context, account, poolID string, c *azb
 	p, err := s.writablePoolLocked(account, poolID, cond)
 	if err != nil {
 		return Object{}, err
+	}
+	if deref(p.doc.EnableAutoScale) {
+		return Object{}, errAutoScaleEnabled(poolID)
 	}
 	if deref(p.doc.AllocationState) != azbatch.AllocationStateSteady {
 		return Object{}, batch.Conflict("PoolBeingResized", "The specified pool is being resized: a resize is in progress.").With("id", poolID)

@@ -59,6 +59,13 @@ type Config struct {
 	// Clock is what the job schedule runner waits with (default
 	// SystemClock). Now, when nil, is Clock.Now.
 	Clock Clock
+	// AutoScaleMinInterval is the shortest autoScaleEvaluationInterval
+	// accepted (default AutoScaleMinIntervalDefault, Azure's 5 minutes;
+	// lower it for development and tests). MetricsSampleInterval is how
+	// often pools are sampled for autoscale formulas (default
+	// MetricsSampleIntervalDefault, 30s).
+	AutoScaleMinInterval  time.Duration
+	MetricsSampleInterval time.Duration
 	// Spot simulates the preemption of low-priority nodes (spot.go).
 	Spot SpotConfig
 }
@@ -88,6 +95,9 @@ type Service struct {
 	// (stats_record.go).
 	lc lifecycleState
 	st statsState
+	// as holds autoscale timers and pool metrics (autoscale.go,
+	// metrics.go).
+	as autoscaleState
 	// spot tracks preempted low-priority nodes (spot.go).
 	spot spotState
 
@@ -150,6 +160,7 @@ func (s *Service) Start() {
 	s.wg.Add(2)
 	go s.maintain()
 	go s.runSchedules()
+	s.startAutoScale()
 	s.wg.Add(1)
 	go s.runSpot()
 }
