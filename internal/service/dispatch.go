@@ -72,7 +72,7 @@ func (s *Service) dispatchLocked(w *store.Writes) {
 					}
 					continue
 				}
-				i := scheduler.Pick(cands, t.slots, fill)
+				i := pickNode(t, nodes, cands, fill)
 				if i < 0 {
 					break
 				}

@@ -15,8 +15,8 @@ import (
 // terminates the job with reason JMComplete, terminating the tasks still
 // running. With runExclusive (the default) no other task runs on its node
 // while it runs: Kiln makes it take every slot of a node of the job's pool.
-// allowLowPriorityNode changes nothing, Kiln's low-priority nodes being
-// dedicated ones until preemption exists. A job manager task that is
+// With allowLowPriorityNode false it runs on dedicated nodes only
+// (pickNode, spot.go). A job manager task that is
 // terminated by Terminate Task does not end its job; one that ends on its
 // own does, retries exhausted or not.
 

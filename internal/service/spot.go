@@ -4,11 +4,13 @@ import (
 	"context"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"github.com/kilnbatch/kiln/internal/batch"
 	"github.com/kilnbatch/kiln/internal/provider"
+	"github.com/kilnbatch/kiln/internal/scheduler"
 	"github.com/kilnbatch/kiln/internal/store"
 )
 
@@ -275,6 +277,28 @@ func (s *Service) spotTick() {
 	}
 	s.evictNodes(victims)
 	s.startNodes(starts)
+}
+
+// pickNode is scheduler.Pick for task t among nodes (cands in the same
+// order): a job manager task whose allowLowPriorityNode is false goes to
+// dedicated nodes only, as on Azure.
+func pickNode(t *taskState, nodes []*nodeState, cands []scheduler.Candidate, fill scheduler.Fill) int {
+	m := t.job.doc.JobManagerTask
+	if m == nil || deref(m.AllowLowPriorityNode) || !strings.EqualFold(deref(m.ID), t.id()) {
+		return scheduler.Pick(cands, t.slots, fill)
+	}
+	saved := make([]int, len(cands))
+	for i := range cands {
+		saved[i] = cands[i].Free
+		if !nodes[i].dedicated {
+			cands[i].Free = 0
+		}
+	}
+	picked := scheduler.Pick(cands, t.slots, fill)
+	for i := range cands {
+		cands[i].Free = saved[i]
+	}
+	return picked
 }
 
 // PoolPreemptedNodeCount is the number of the pool's nodes in the preempted

@@ -167,3 +167,43 @@ func (b *depsBundle) nodeDoc(id string) azbatch.Node {
 	}
 	return n
 }
+
+// TestSpotJobManagerDedicatedOnly: a job manager task with
+// allowLowPriorityNode false waits for a dedicated node even when a
+// low-priority one is free.
+func TestSpotJobManagerDedicatedOnly(t *testing.T) {
+	b := newDepsBundle(t, 1)
+	ctx := context.Background()
+	ded := b.node
+	if _, err := b.s.PoolResize(ctx, depsAccount, "pool", &azbatch.ResizePoolContent{TargetLowPriorityNodes: ptr(int32(1))}, Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := b.nextSpec()
+	spot := &depsAgent{id: spec.NodeID, token: spec.Token, running: map[string]string{}}
+	b.node = spot
+	b.register()
+	// The dedicated node takes no task for now.
+	if err := b.s.NodeDisableScheduling(ctx, depsAccount, "pool", ded.id, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.addJob("jm", func(c *azbatch.CreateJobContent) {
+		c.JobManagerTask = &azbatch.JobManagerTask{ID: ptr("manager"), CommandLine: ptr("true"), AllowLowPriorityNode: ptr(false), KillJobOnCompletion: ptr(false)}
+	})
+	if got := b.assigned(); len(got) != 0 {
+		t.Fatalf("the job manager went to the low-priority node: %v", got)
+	}
+	if st := *b.task("jm", "manager").State; st != azbatch.TaskStateActive {
+		t.Fatalf("job manager is %s", st)
+	}
+	if err := b.s.NodeEnableScheduling(ctx, depsAccount, "pool", ded.id); err != nil {
+		t.Fatal(err)
+	}
+	b.node = ded
+	b.wantAssigned("manager")
+	// Another job's manager that allows low-priority nodes takes the free one.
+	b.addJob("jm2", func(c *azbatch.CreateJobContent) {
+		c.JobManagerTask = &azbatch.JobManagerTask{ID: ptr("manager2"), CommandLine: ptr("true"), KillJobOnCompletion: ptr(false)}
+	})
+	b.node = spot
+	b.wantAssigned("manager2")
+}
