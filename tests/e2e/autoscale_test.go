@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+)
+
+// autoScaleArgs shorten autoscale for the tests: evaluation intervals down
+// to 2 seconds, pools sampled every second.
+var autoScaleArgs = []string{"--autoscale-min-interval", "2s", "--metrics-sample-interval", "1s"}
+
+func autoScalePool(id, formula string) azbatch.CreatePoolContent {
+	c := poolContent(id, 0, 2)
+	c.TargetDedicatedNodes = nil
+	c.EnableAutoScale = to(true)
+	c.AutoScaleFormula = to(formula)
+	c.AutoScaleEvaluationInterval = to("PT2S")
+	return c
+}
+
+// TestAutoScaleOperations: enable (at pool add and later), evaluate and
+// disable through the Go SDK, with Azure's errors, and node metrics reaching
+// formulas.
+func TestAutoScaleOperations(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: autoScaleArgs})
+
+	// Pool add: the formula is checked first.
+	bad := autoScalePool("bad", "$TargetDedicatedNodes = = 1;")
+	_, err := s.Client.CreatePool(ctx(t), bad, nil)
+	if statusOf(err) != http.StatusBadRequest || batchCode(err) != "AutoScalingFormulaSyntaxError" {
+		t.Fatalf("bad formula: %v", err)
+	}
+	both := autoScalePool("both", "$TargetDedicatedNodes = 1;")
+	both.TargetDedicatedNodes = to[int32](1)
+	if _, err := s.Client.CreatePool(ctx(t), both, nil); statusOf(err) != http.StatusBadRequest || batchCode(err) != "InvalidPropertyValue" {
+		t.Fatalf("targets with autoscale: %v", err)
+	}
+	short := autoScalePool("short", "$TargetDedicatedNodes = 1;")
+	short.AutoScaleEvaluationInterval = to("PT1S")
+	if _, err := s.Client.CreatePool(ctx(t), short, nil); statusOf(err) != http.StatusBadRequest || batchCode(err) != "InvalidPropertyValue" {
+		t.Fatalf("interval below the minimum: %v", err)
+	}
+
+	// An autoscale pool is evaluated at once.
+	if _, err := s.Client.CreatePool(ctx(t), autoScalePool("auto", "$TargetDedicatedNodes = 1;"), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.poolWaitSteady(t, "auto", 1)
+	p := s.poolGet(t, "auto")
+	if !*p.EnableAutoScale || *p.AutoScaleEvaluationInterval != "PT2S" || p.AutoScaleRun == nil || p.AutoScaleRun.Error != nil ||
+		*p.AutoScaleRun.Results != "$TargetDedicatedNodes=1;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue" {
+		t.Fatalf("autoscale pool: %+v", p)
+	}
+
+	// Resizing by hand is refused.
+	_, err = s.Client.ResizePool(ctx(t), "auto", azbatch.ResizePoolContent{TargetDedicatedNodes: to[int32](2)}, nil)
+	if statusOf(err) != http.StatusConflict || batchCode(err) != "AutoScalingEnabled" {
+		t.Fatalf("resize of an autoscale pool: %v", err)
+	}
+
+	// Evaluate: results without applying; the node's metrics are there.
+	var run azbatch.AutoScaleRun
+	eventually(t, 20*time.Second, "node metrics in an evaluation", func() error {
+		r, err := s.Client.EvaluatePoolAutoScale(ctx(t), "auto", azbatch.EvaluatePoolAutoScaleContent{
+			AutoScaleFormula: to("$cpu = avg($CPUPercent.GetSample(1)); $mem = avg($MemoryBytes.GetSample(1)); $n = max($SampleNodeCount.GetSample(1)); $TargetDedicatedNodes = 3;"),
+		}, nil)
+		if err != nil {
+			return err
+		}
+		run = r.AutoScaleRun
+		if run.Error != nil {
+			return fmt.Errorf("run error %s: %s %v", *run.Error.Code, *run.Error.Message, run.Error.Values)
+		}
+		if !strings.Contains(*run.Results, "$n=1") {
+			return fmt.Errorf("results %s", *run.Results)
+		}
+		return nil
+	})
+	if !strings.HasPrefix(*run.Results, "$TargetDedicatedNodes=3;") || run.Timestamp == nil {
+		t.Fatalf("evaluate: %+v", run)
+	}
+	if strings.Contains(*run.Results, "$mem=0;") {
+		t.Errorf("no memory measured: %s", *run.Results)
+	}
+	if p := s.poolGet(t, "auto"); *p.TargetDedicatedNodes != 1 {
+		t.Fatalf("evaluate applied the formula: target %d", *p.TargetDedicatedNodes)
+	}
+	// A formula that fails to evaluate answers 200 with the run's error.
+	r, err := s.Client.EvaluatePoolAutoScale(ctx(t), "auto", azbatch.EvaluatePoolAutoScaleContent{AutoScaleFormula: to("$TargetDedicatedNodes = $DiskBytes.GetSample(1000);")}, nil)
+	if err != nil || r.Error == nil || *r.Error.Code == "" {
+		t.Fatalf("failing evaluation: %+v %v", r.AutoScaleRun, err)
+	}
+	if _, err := s.Client.EvaluatePoolAutoScale(ctx(t), "auto", azbatch.EvaluatePoolAutoScaleContent{AutoScaleFormula: to("$TargetDedicatedNodes = (;")}, nil); statusOf(err) != http.StatusBadRequest || batchCode(err) != "AutoScalingFormulaSyntaxError" {
+		t.Fatalf("evaluate, syntax error: %v", err)
+	}
+
+	// Enable with a new formula: applied at once.
+	if _, err := s.Client.EnablePoolAutoScale(ctx(t), "auto", azbatch.EnablePoolAutoScaleContent{AutoScaleFormula: to("$TargetDedicatedNodes = 2;")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.poolWaitSteady(t, "auto", 2)
+
+	// Disable: the pool keeps its size and can be resized again.
+	if _, err := s.Client.DisablePoolAutoScale(ctx(t), "auto", nil); err != nil {
+		t.Fatal(err)
+	}
+	p = s.poolGet(t, "auto")
+	if *p.EnableAutoScale || p.AutoScaleFormula != nil || *p.TargetDedicatedNodes != 2 {
+		t.Fatalf("disabled: %+v", p)
+	}
+	if _, err := s.Client.EvaluatePoolAutoScale(ctx(t), "auto", azbatch.EvaluatePoolAutoScaleContent{AutoScaleFormula: to("$TargetDedicatedNodes = 1;")}, nil); statusOf(err) != http.StatusConflict {
+		t.Fatalf("evaluate without autoscale: %v", err)
+	}
+	if _, err := s.Client.ResizePool(ctx(t), "auto", azbatch.ResizePoolContent{TargetDedicatedNodes: to[int32](1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.poolWaitSteady(t, "auto", 1)
+
+	// Enable on a fixed pool needs a formula.
+	if _, err := s.Client.EnablePoolAutoScale(ctx(t), "auto", azbatch.EnablePoolAutoScaleContent{}, nil); statusOf(err) != http.StatusBadRequest || batchCode(err) != "MissingRequiredProperty" {
+		t.Fatalf("enable without formula: %v", err)
+	}
+	if _, err := s.Client.EnablePoolAutoScale(ctx(t), "auto", azbatch.EnablePoolAutoScaleContent{AutoScaleFormula: to("$TargetDedicatedNodes = 0;"), AutoScaleEvaluationInterval: to("PT3S")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitNodes(t, "auto", 0, azbatch.NodeStateIdle)
+	if p := s.poolGet(t, "auto"); !*p.EnableAutoScale || *p.AutoScaleEvaluationInterval != "PT3S" {
+		t.Fatalf("enabled again: %+v", p)
+	}
+}
+
+// TestAutoScaleScenario: a pool whose formula follows $PendingTasks grows
+// from 0 nodes when 200 tasks arrive and shrinks back to 0 when they are
+// done; every task completes, and runs exactly once (each appends its id to
+// a ledger outside the nodes).
+func TestAutoScaleScenario(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: autoScaleArgs})
+	const formula = `// Azure's task-based example, made fast.
+$tasks = max(0, $PendingTasks.GetSample(1));
+$TargetDedicatedNodes = min(4, $tasks);
+$NodeDeallocationOption = taskcompletion;`
+	if _, err := s.Client.CreatePool(ctx(t), autoScalePool("scale", formula), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.poolGet(t, "scale"); *p.TargetDedicatedNodes != 0 || p.AutoScaleRun == nil || p.AutoScaleRun.Error != nil {
+		t.Fatalf("empty pool: target %d run %+v", *p.TargetDedicatedNodes, p.AutoScaleRun)
+	}
+	ledger := filepath.Join(t.TempDir(), "ledger.txt")
+	s.CreateJob(t, "scalejob", "scale", func(c *azbatch.CreateJobContent) {
+		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
+	})
+	start := time.Now()
+	const n = 200
+	var tasks []azbatch.CreateTaskContent
+	for i := range n {
+		tasks = append(tasks, azbatch.CreateTaskContent{
+			ID:          to(fmt.Sprintf("t%03d", i)),
+			CommandLine: to(`/bin/sh -c 'sleep 0.2; echo "$AZ_BATCH_TASK_ID" >> "$LEDGER"'`),
+		})
+	}
+	s.AddTasks(t, "scalejob", tasks)
+
+	// Grow: to 4 nodes within a few intervals.
+	peak := int32(0)
+	eventually(t, 30*time.Second, "pool grown to 4 nodes", func() error {
+		p := s.poolGet(t, "scale")
+		peak = max(peak, *p.CurrentDedicatedNodes)
+		if peak < 4 {
+			return fmt.Errorf("current %d target %d run %v", *p.CurrentDedicatedNodes, *p.TargetDedicatedNodes, p.AutoScaleRun.Results)
+		}
+		return nil
+	})
+	grown := time.Since(start)
+
+	counts := s.WaitJobTasks(t, "scalejob", 60*time.Second)
+	if c := counts.TaskCounts; *c.Succeeded != n || *c.Failed != 0 {
+		t.Fatalf("counts: succeeded %d failed %d", *c.Succeeded, *c.Failed)
+	}
+	done := time.Since(start)
+
+	// Shrink: back to 0 nodes.
+	eventually(t, 30*time.Second, "pool shrunk to 0", func() error {
+		p := s.poolGet(t, "scale")
+		if *p.TargetDedicatedNodes != 0 || *p.CurrentDedicatedNodes != 0 || *p.AllocationState != azbatch.AllocationStateSteady {
+			return fmt.Errorf("current %d target %d %s", *p.CurrentDedicatedNodes, *p.TargetDedicatedNodes, *p.AllocationState)
+		}
+		return nil
+	})
+	t.Logf("grown to 4 nodes after %s, %d tasks done after %s, back to 0 nodes after %s", grown.Round(time.Millisecond), n, done.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	b, err := os.ReadFile(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]int{}
+	for _, line := range strings.Fields(string(b)) {
+		runs[line]++
+	}
+	for i := range n {
+		if id := fmt.Sprintf("t%03d", i); runs[id] != 1 {
+			t.Errorf("task %s ran %d times", id, runs[id])
+		}
+	}
+	if len(runs) != n {
+		t.Errorf("ledger has %d ids, want %d", len(runs), n)
+	}
+	if nodes, err := s.ListNodes(t, "scale"); err != nil || len(nodes) != 0 {
+		t.Fatalf("nodes left: %d %v", len(nodes), err)
+	}
+}
