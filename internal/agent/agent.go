@@ -195,7 +195,7 @@ func (a *agent) run(ctx context.Context) error {
 		return fmt.Errorf("agent: file server: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           fsrv,
+		Handler:           a.withOps(fsrv), // node_ops.go
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}

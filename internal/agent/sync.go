@@ -184,6 +184,10 @@ func (a *agent) apply(resp *protocol.SyncResponse) {
 func (a *agent) shutdown(ctx context.Context) {
 	a.log.Info("server ordered shutdown; killing all tasks")
 	a.stopTasks()
+	// The node leaves its pool: the user accounts made on it go too.
+	if err := a.removeUsers(); err != nil {
+		a.log.Warn("remove node users", "err", err)
+	}
 	req, _ := a.nextSyncRequest(0)
 	sctx, cancel := context.WithTimeout(ctx, finalSyncTimeout)
 	defer cancel()

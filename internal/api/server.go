@@ -131,6 +131,7 @@ func (s *server) routes() {
 	h("GET /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileGet)
 	h("HEAD /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileProperties)
 	h("DELETE /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileDelete)
+	s.nodeOpsRoutes(h)
 
 	// Jobs.
 	h("POST /jobs", s.jobAdd)
@@ -195,21 +196,10 @@ func (s *server) routes() {
 // notImplemented maps the routes of the remaining Azure Batch operations
 // (current and older api-versions) to their operation names.
 var notImplemented = map[string]string{
-	"GET /poolusagemetrics":                                         "Pool_ListUsageMetrics",
-	"POST /certificates":                                            "Certificate_Add",
-	"GET /certificates":                                             "Certificate_List",
-	"POST /pools/{poolId}/upgradeos":                                "Pool_UpgradeOS",
-	"POST /pools/{poolId}/nodes/{nodeId}/users":                     "ComputeNode_AddUser",
-	"PUT /pools/{poolId}/nodes/{nodeId}/users/{userName}":           "ComputeNode_UpdateUser",
-	"DELETE /pools/{poolId}/nodes/{nodeId}/users/{userName}":        "ComputeNode_DeleteUser",
-	"POST /pools/{poolId}/nodes/{nodeId}/reimage":                   "ComputeNode_Reimage",
-	"POST /pools/{poolId}/nodes/{nodeId}/start":                     "ComputeNode_Start",
-	"POST /pools/{poolId}/nodes/{nodeId}/deallocate":                "ComputeNode_Deallocate",
-	"GET /pools/{poolId}/nodes/{nodeId}/remoteloginsettings":        "ComputeNode_GetRemoteLoginSettings",
-	"GET /pools/{poolId}/nodes/{nodeId}/rdp":                        "ComputeNode_GetRemoteDesktop",
-	"POST /pools/{poolId}/nodes/{nodeId}/uploadbatchservicelogs":    "ComputeNode_UploadBatchServiceLogs",
-	"GET /pools/{poolId}/nodes/{nodeId}/extensions":                 "ComputeNodeExtension_List",
-	"GET /pools/{poolId}/nodes/{nodeId}/extensions/{extensionName}": "ComputeNodeExtension_Get",
+	"POST /certificates":                     "Certificate_Add",
+	"GET /certificates":                      "Certificate_List",
+	"POST /pools/{poolId}/upgradeos":         "Pool_UpgradeOS",
+	"GET /pools/{poolId}/nodes/{nodeId}/rdp": "ComputeNode_GetRemoteDesktop",
 }
 
 // serveBatch authenticates an Azure Batch request, checks its api-version

@@ -156,8 +156,8 @@ func TestServer_Routes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	resp, body := b.do(t, b.request(t, "GET", "/poolusagemetrics?api-version="+apiVersion, nil))
-	wantError(t, resp, body, 501, "NotImplemented", "Operation", "Pool_ListUsageMetrics")
+	resp, body := b.do(t, b.request(t, "GET", "/pools/p1/nodes/n1/rdp?api-version="+apiVersion, nil))
+	wantError(t, resp, body, 501, "NotImplemented", "Operation", "ComputeNode_GetRemoteDesktop")
 
 	resp, body = b.do(t, b.request(t, "GET", "/certificates(thumbprintAlgorithm=sha1,thumbprint=abc)?api-version="+apiVersion, nil))
 	wantError(t, resp, body, 501, "NotImplemented", "Operation", "Certificate_Get")

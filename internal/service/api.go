@@ -76,6 +76,21 @@ type Operations interface {
 	NodeEnableScheduling(ctx context.Context, account, poolID, nodeID string) error
 	// NodeFiles locates a node's files: paths are relative to the node root.
 	NodeFiles(ctx context.Context, account, poolID, nodeID string) (FileTarget, error)
+	// Node operations, users, extensions and usage (node_ops.go,
+	// node_users.go).
+	NodeReimage(ctx context.Context, account, poolID, nodeID string, c *azbatch.ReimageNodeContent) error
+	NodeDeallocate(ctx context.Context, account, poolID, nodeID string, c *azbatch.DeallocateNodeContent) error
+	NodeStart(ctx context.Context, account, poolID, nodeID string) error
+	NodeUploadLogs(ctx context.Context, account, poolID, nodeID string, c *azbatch.UploadNodeLogsContent) (azbatch.UploadNodeLogsResult, error)
+	NodeExtensions(ctx context.Context, account, poolID, nodeID string) ([]azbatch.NodeVMExtension, error)
+	NodeExtension(ctx context.Context, account, poolID, nodeID, name string) (azbatch.NodeVMExtension, error)
+	NodeRemoteLoginSettings(ctx context.Context, account, poolID, nodeID string) (azbatch.NodeRemoteLoginSettings, error)
+	NodeUserAdd(ctx context.Context, account, poolID, nodeID string, c *azbatch.CreateNodeUserContent) error
+	NodeUserUpdate(ctx context.Context, account, poolID, nodeID, name string, c *azbatch.UpdateNodeUserContent) error
+	NodeUserDelete(ctx context.Context, account, poolID, nodeID, name string) error
+	// PoolUsageMetrics lists core hours per pool and aggregation interval
+	// overlapping [start, end) (zero: the latest interval).
+	PoolUsageMetrics(ctx context.Context, account string, start, end time.Time, p ListParams) (ListPage, error)
 
 	// Jobs.
 	JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) (Object, error)

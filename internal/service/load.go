@@ -79,8 +79,9 @@ func (s *Service) load(ctx context.Context) error {
 			token: nr.Token, secret: nr.Secret, fileURL: nr.FileURL, rootDir: nr.RootDir, registered: nr.Registered,
 			startFail: nr.StartFail, slots: p.slotsPerNode(), attempts: map[string]*attempt{},
 			wake: make(chan struct{}, 1), lastSeen: now,
-			removing:  deref(doc.State) == azbatch.NodeStateLeavingPool,
-			preempted: deref(doc.State) == azbatch.NodeStatePreempted,
+			removing:    deref(doc.State) == azbatch.NodeStateLeavingPool,
+			preempted:   deref(doc.State) == azbatch.NodeStatePreempted,
+			deallocated: deref(doc.State) == azbatch.NodeStateDeallocated,
 		}
 		if n.removing {
 			n.removeAt = now

@@ -60,6 +60,12 @@ type nodeState struct {
 	// preempted holds a Spot/low-priority node that was preempted until
 	// it is replaced (spot.go).
 	preempted bool
+
+	// opMode is what a draining node (rebooting) becomes once empty: a
+	// reboot (""), a reimage or a deallocation; deallocated holds a
+	// deallocated node until it is started (node_ops.go).
+	opMode      nodeOpMode
+	deallocated bool
 }
 
 type sentClean struct {
@@ -143,7 +149,7 @@ func (s *Service) writeNode(n *nodeState, w *store.Writes) {
 
 // schedulable reports whether the scheduler may place tasks on n.
 func (n *nodeState) schedulable() bool {
-	if !n.registered || n.unusable || n.removing || n.rebooting || n.startFail {
+	if !n.registered || n.unusable || n.removing || n.rebooting || n.startFail || n.deallocated {
 		return false
 	}
 	if n.startTask != nil && n.pool.doc.StartTask != nil && deref(n.pool.doc.StartTask.WaitForSuccess) {
@@ -175,6 +181,10 @@ func (s *Service) refreshNodeLocked(n *nodeState, w *store.Writes) {
 		if deref(n.doc.State) == azbatch.NodeStateStarting {
 			st = azbatch.NodeStateStarting
 		}
+	case n.deallocated:
+		st = azbatch.NodeStateDeallocated
+	case n.rebooting && n.opMode != nodeOpReboot:
+		st = n.opMode.drainingState()
 	case n.rebooting:
 		st = azbatch.NodeStateRebooting
 	case n.startFail:
@@ -414,6 +424,7 @@ func (s *Service) deleteNodeLocked(n *nodeState, w *store.Writes) {
 		return
 	}
 	s.recordNodeGoneLocked(n, w)
+	s.recordNodeUsageLocked(n)
 	delete(s.nodes, n.id)
 	delete(s.tokens, n.token)
 	delete(n.pool.nodes, n.id)
@@ -531,32 +542,7 @@ func (s *Service) NodeReboot(ctx context.Context, account, poolID, nodeID string
 			return batch.InvalidProperty("nodeRebootOption", string(*c.NodeRebootOption), "Allowed values are requeue, terminate, taskcompletion and retaineddata.")
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.nodeLocked(account, poolID, nodeID)
-	if err != nil {
-		return err
-	}
-	if n.removing {
-		return batch.Conflict("NodeBeingRemoved", "The node is leaving the pool.").With("nodeId", nodeID)
-	}
-	if !n.registered || n.unusable {
-		return batch.Conflict("NodeNotReady", "The node is not in a state that allows a reboot.").With("nodeId", nodeID)
-	}
-	var w store.Writes
-	switch opt {
-	case azbatch.NodeRebootOptionTerminate:
-		s.evictTasksLocked(n, false, &w)
-	case azbatch.NodeRebootOptionRequeue:
-		s.evictTasksLocked(n, true, &w)
-	default:
-		// taskcompletion / retaineddata: stop scheduling, reboot when idle.
-	}
-	n.rebooting = true
-	n.startFail = false
-	s.refreshNodeLocked(n, &w)
-	s.maybeFinishRebootLocked(n, &w)
-	return s.commit(ctx, &w)
+	return s.restartNode(ctx, account, poolID, nodeID, nodeOpReboot, string(opt))
 }
 
 // maybeFinishRebootLocked completes a reboot once the node is empty: the
@@ -566,6 +552,9 @@ func (s *Service) maybeFinishRebootLocked(n *nodeState, w *store.Writes) {
 		return
 	}
 	n.rebooting = false
+	if s.finishNodeOpLocked(n, w) {
+		return
+	}
 	now := s.now()
 	n.doc.LastBootTime = &now
 	s.jobPrepAfterRebootLocked(n, w)

@@ -95,6 +95,8 @@ type Service struct {
 	// (stats_record.go).
 	lc lifecycleState
 	st statsState
+	// ops keeps what node operations need in memory (node_ops.go).
+	ops nodeOpsState
 	// as holds autoscale timers and pool metrics (autoscale.go,
 	// metrics.go).
 	as autoscaleState
