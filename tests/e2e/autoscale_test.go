@@ -215,3 +215,94 @@ $NodeDeallocationOption = taskcompletion;`
 		t.Fatalf("nodes left: %d %v", len(nodes), err)
 	}
 }
+
+// TestAutoScaleScenarioSpot is the scenario with low-priority nodes that
+// the server preempts while the tasks run (its preemption schedule, and a
+// replacement a second later): the formula asks for 2 dedicated and 2
+// low-priority nodes while tasks are pending, and 0 after. Every task
+// completes once; a task whose node was preempted runs again (as on
+// Azure: requeueCount), so it may be in the ledger once more than its
+// requeues allow, never more.
+func TestAutoScaleScenarioSpot(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: append([]string{"--spot-preemption-schedule", "2s,3s,4s", "--spot-replace-delay", "1s"}, autoScaleArgs...)})
+	const formula = `$tasks = max(0, $PendingTasks.GetSample(1));
+$TargetDedicatedNodes = min(2, $tasks);
+$TargetLowPriorityNodes = min(2, max(0, $tasks - 2));
+$NodeDeallocationOption = taskcompletion;`
+	if _, err := s.Client.CreatePool(ctx(t), autoScalePool("spotscale", formula), nil); err != nil {
+		t.Fatal(err)
+	}
+	ledger := filepath.Join(t.TempDir(), "ledger.txt")
+	s.CreateJob(t, "spotjob", "spotscale", func(c *azbatch.CreateJobContent) {
+		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
+	})
+	start := time.Now()
+	const n = 200
+	var tasks []azbatch.CreateTaskContent
+	for i := range n {
+		tasks = append(tasks, azbatch.CreateTaskContent{
+			ID:          to(fmt.Sprintf("t%03d", i)),
+			CommandLine: to(`/bin/sh -c 'sleep 0.3; echo "$AZ_BATCH_TASK_ID" >> "$LEDGER"'`),
+		})
+	}
+	s.AddTasks(t, "spotjob", tasks)
+
+	var peakDed, peakLow int32
+	preempted := false
+	eventually(t, 60*time.Second, "tasks done", func() error {
+		p := s.poolGet(t, "spotscale")
+		peakDed, peakLow = max(peakDed, *p.CurrentDedicatedNodes), max(peakLow, *p.CurrentLowPriorityNodes)
+		if c := spotNodeCounts(t, s, "spotscale"); *c.LowPriority.Preempted > 0 {
+			preempted = true
+		}
+		r, err := s.Client.GetJobTaskCounts(ctx(t), "spotjob", nil)
+		if err != nil {
+			return err
+		}
+		if c := r.TaskCounts; *c.Active+*c.Running > 0 {
+			return fmt.Errorf("active %d running %d", *c.Active, *c.Running)
+		}
+		return nil
+	})
+	done := time.Since(start)
+	if peakDed != 2 || peakLow != 2 {
+		t.Errorf("peak nodes: %d dedicated, %d low-priority; want 2 and 2", peakDed, peakLow)
+	}
+	eventually(t, 30*time.Second, "pool shrunk to 0", func() error {
+		p := s.poolGet(t, "spotscale")
+		if *p.CurrentDedicatedNodes+*p.CurrentLowPriorityNodes != 0 || *p.AllocationState != azbatch.AllocationStateSteady {
+			return fmt.Errorf("current %d+%d target %d+%d %s", *p.CurrentDedicatedNodes, *p.CurrentLowPriorityNodes,
+				*p.TargetDedicatedNodes, *p.TargetLowPriorityNodes, *p.AllocationState)
+		}
+		return nil
+	})
+	b, err := os.ReadFile(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]int{}
+	for _, line := range strings.Fields(string(b)) {
+		runs[line]++
+	}
+	requeues := 0
+	for _, task := range s.ListTasks(t, "spotjob", nil) {
+		id, ei := *task.ID, task.ExecutionInfo
+		if *task.State != azbatch.TaskStateCompleted || ei == nil || ei.ExitCode == nil || *ei.ExitCode != 0 {
+			t.Errorf("task %s: state %s", id, *task.State)
+			continue
+		}
+		rq := int(*ei.RequeueCount)
+		requeues += rq
+		if runs[id] < 1 || runs[id] > rq+1 {
+			t.Errorf("task %s ran %d times with %d requeues", id, runs[id], rq)
+		}
+	}
+	if len(runs) != n {
+		t.Errorf("ledger has %d ids, want %d", len(runs), n)
+	}
+	t.Logf("%d tasks done after %s (preempted nodes seen: %v, %d requeues), back to 0 nodes after %s",
+		n, done.Round(time.Millisecond), preempted, requeues, time.Since(start).Round(time.Millisecond))
+	if !preempted && requeues == 0 {
+		t.Errorf("no node was preempted during the run")
+	}
+}
