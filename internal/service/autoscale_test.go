@@ -345,3 +345,40 @@ func TestMetrics_PoolSamples(t *testing.T) {
 		t.Errorf("%d samples after the history, want 2 (the last before and the new)", n)
 	}
 }
+
+// TestMetrics_ActiveTasksWaitingForDependencies: $ActiveTasks leaves out
+// the tasks whose dependencies are not satisfied, as Azure's does.
+func TestMetrics_ActiveTasksWaitingForDependencies(t *testing.T) {
+	t.Parallel()
+	b := setupAutoScale(t)
+	if _, err := b.svc.PoolAdd(b.ctx, schedAcct, &azbatch.CreatePoolContent{ID: ptr("d"), VMSize: ptr("standard_d2s_v3")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.JobAdd(b.ctx, schedAcct, &azbatch.CreateJobContent{ID: ptr("dj"), PoolInfo: &azbatch.PoolInfo{PoolID: ptr("d")}, UsesTaskDependencies: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.svc.TaskAddCollection(b.ctx, schedAcct, "dj", []azbatch.CreateTaskContent{
+		{ID: ptr("a"), CommandLine: ptr("true")},
+		{ID: ptr("b"), CommandLine: ptr("true"), DependsOn: &azbatch.TaskDependencies{TaskIDs: []string{"a"}}},
+		{ID: ptr("c"), CommandLine: ptr("true"), DependsOn: &azbatch.TaskDependencies{TaskIDs: []string{"a", "b"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if deref(r.Status) != azbatch.TaskAddStatusSuccess {
+			t.Fatalf("add %s: %+v", deref(r.TaskID), r.Error)
+		}
+	}
+	b.sample()
+	b.svc.mu.Lock()
+	h := b.svc.as.metrics.pools[key(schedAcct, "d")]
+	active, pending := h.samples[metricActiveTasks], h.samples[metricPendingTasks]
+	b.svc.mu.Unlock()
+	if got := active[len(active)-1].Value; got != 1 {
+		t.Errorf("$ActiveTasks = %v, want 1 (b and c wait for a)", got)
+	}
+	if got := pending[len(pending)-1].Value; got != 1 {
+		t.Errorf("$PendingTasks = %v, want 1", got)
+	}
+}

@@ -87,13 +87,29 @@ func (s *Service) sampleInterval() time.Duration {
 	return MetricsSampleIntervalDefault
 }
 
-// poolTaskCounts sums the task counts of every job by pool key.
+// poolTaskCountsLocked sums the task counts of every job by pool key.
+// Active tasks still waiting for their dependencies are left out, as
+// Azure's $ActiveTasks leaves them out.
 func (s *Service) poolTaskCountsLocked() map[string]jobCounts {
+	var waiting map[*jobState]int32
+	for _, j := range s.jobs {
+		if j.deps != nil {
+			waiting = map[*jobState]int32{}
+			break
+		}
+	}
+	if waiting != nil {
+		for _, t := range s.tasks {
+			if t.parents > 0 {
+				waiting[t.job]++
+			}
+		}
+	}
 	out := map[string]jobCounts{}
 	for _, j := range s.jobs {
 		pk := key(j.account, j.poolID())
 		c := out[pk]
-		c.Active += j.counts.Active
+		c.Active += max(j.counts.Active-waiting[j], 0)
 		c.Running += j.counts.Running
 		c.Succeeded += j.counts.Succeeded
 		c.Failed += j.counts.Failed
@@ -126,16 +142,7 @@ func (s *Service) samplePoolsLocked() {
 // its first evaluation has a sample to read).
 func (s *Service) samplePoolNowLocked(p *poolState) {
 	pk := key(p.account, p.id())
-	var c jobCounts
-	for _, j := range s.jobs {
-		if key(j.account, j.poolID()) == pk {
-			c.Active += j.counts.Active
-			c.Running += j.counts.Running
-			c.Succeeded += j.counts.Succeeded
-			c.Failed += j.counts.Failed
-		}
-	}
-	s.samplePoolLocked(pk, p, c, s.now())
+	s.samplePoolLocked(pk, p, s.poolTaskCountsLocked()[pk], s.now())
 }
 
 // samplePoolLocked appends one sample per metric. Node metrics are Azure's
