@@ -34,6 +34,7 @@ func newPoolCommand(o *globalOptions) *cobra.Command {
 		newPoolShowCommand(o),
 		newPoolResizeCommand(o),
 		newPoolDeleteCommand(o),
+		newPoolAutoScaleCommand(o),
 	)
 	return cmd
 }

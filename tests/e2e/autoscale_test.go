@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -133,6 +134,52 @@ func TestAutoScaleOperations(t *testing.T) {
 	s.WaitNodes(t, "auto", 0, azbatch.NodeStateIdle)
 	if p := s.poolGet(t, "auto"); !*p.EnableAutoScale || *p.AutoScaleEvaluationInterval != "PT3S" {
 		t.Fatalf("enabled again: %+v", p)
+	}
+}
+
+// readmeFormula is the README's example: Azure's task-based formula,
+// scaled to pending tasks per two slots, at most 8 nodes.
+const readmeFormula = `$samples = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 2);
+$tasks = $samples < 70 ? max(0, $PendingTasks.GetSample(1)) : max($PendingTasks.GetSample(1), avg($PendingTasks.GetSample(TimeInterval_Minute * 2)));
+$TargetDedicatedNodes = min(8, $tasks / 2);
+$NodeDeallocationOption = taskcompletion;`
+
+// TestAutoScaleCLI runs the README's autoscale example: a pool created
+// from JSON with the formula, then kiln pool autoscale evaluate, enable
+// and disable.
+func TestAutoScaleCLI(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: autoScaleArgs})
+	pool := map[string]any{
+		"id": "autopool", "vmSize": "standard_d2s_v3", "taskSlotsPerNode": 2,
+		"enableAutoScale": true, "autoScaleEvaluationInterval": "PT5M", "autoScaleFormula": readmeFormula,
+	}
+	b, _ := json.Marshal(pool)
+	file := filepath.Join(t.TempDir(), "autopool.json")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := spotCLI(s, "pool", "create", "--json-file", file); err != nil {
+		t.Fatalf("pool create: %v\n%s", err, out)
+	}
+	p := s.poolGet(t, "autopool")
+	if !*p.EnableAutoScale || p.AutoScaleRun == nil || p.AutoScaleRun.Error != nil || *p.TargetDedicatedNodes != 0 {
+		t.Fatalf("pool from JSON: %+v run %+v", p, p.AutoScaleRun)
+	}
+	out, err := spotCLI(s, "pool", "autoscale", "evaluate", "--pool-id", "autopool", "--auto-scale-formula", "$TargetDedicatedNodes = 3; $x = $PendingTasks.GetSample(1);")
+	if err != nil || !strings.Contains(out, "$TargetDedicatedNodes") || !strings.Contains(out, "$x") {
+		t.Fatalf("evaluate: %v\n%s", err, out)
+	}
+	out, err = spotCLI(s, "pool", "autoscale", "evaluate", "autopool", "--auto-scale-formula", "$TargetDedicatedNodes = $CPUPercent.GetSample(100);")
+	if err == nil || !strings.Contains(out, "Error") {
+		t.Fatalf("failing evaluate: %v\n%s", err, out)
+	}
+	out, err = spotCLI(s, "pool", "autoscale", "enable", "--pool-id", "autopool", "--auto-scale-evaluation-interval", "10m")
+	if err != nil || !strings.Contains(out, "PT10M") {
+		t.Fatalf("enable: %v\n%s", err, out)
+	}
+	out, err = spotCLI(s, "pool", "autoscale", "disable", "--pool-id", "autopool", "--output", "json")
+	if err != nil || !strings.Contains(out, `"enableAutoScale": false`) {
+		t.Fatalf("disable: %v\n%s", err, out)
 	}
 }
 
