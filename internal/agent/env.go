@@ -42,6 +42,7 @@ func taskEnv(at *attempt, poolID, rootDir, wd string) []string {
 	set("AZ_BATCH_NODE_SHARED_DIR", filepath.Join(rootDir, dirShared))
 	set("AZ_BATCH_NODE_STARTUP_DIR", filepath.Join(rootDir, dirStartup))
 	set("AZ_BATCH_NODE_MOUNTS_DIR", filepath.Join(rootDir, dirMounts))
+	set("AZ_BATCH_CERTIFICATES_DIR", filepath.Join(rootDir, dirCerts))
 	set("AZ_BATCH_TASK_DIR", at.dir)
 	set("AZ_BATCH_TASK_WORKING_DIR", wd)
 	set("AZ_BATCH_TASK_USER", "_azbatch")

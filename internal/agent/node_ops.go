@@ -79,8 +79,14 @@ var reimageDirs = []string{dirWorkItems, dirShared, dirStartup}
 
 // opReimage wipes the node once its attempts are over (the server killed
 // or drained them) and any clean in progress is done, then recreates the
-// layout and removes the user accounts the agent made.
+// layout, removes the user accounts the agent made and installs the
+// order's certificates.
 func (a *agent) opReimage(w http.ResponseWriter, r *http.Request) {
+	var order protocol.ReimageOrder
+	if err := decodeOp(r, &order); err != nil {
+		opsAnswer(w, 0, nil, err)
+		return
+	}
 	var wait []<-chan struct{}
 	a.mu.Lock()
 	for _, at := range a.known {
@@ -110,6 +116,10 @@ func (a *agent) opReimage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.removeUsers(); err != nil {
 		a.log.Warn("reimage: remove users", "err", err)
+	}
+	if err := a.installCertificates(order.Certificates); err != nil {
+		opsAnswer(w, 0, nil, err)
+		return
 	}
 	a.log.Info("node reimaged")
 	opsAnswer(w, http.StatusNoContent, nil, nil)

@@ -74,6 +74,9 @@ func (a *agent) registerOnce(ctx context.Context) error {
 	a.lastContact = time.Now()
 	a.log.Info("registered", "nodeId", a.nodeID, "heartbeat", a.heartbeat, "known", len(req.Known))
 	a.installNodePackages(resp.Node.Packages)
+	if err := a.installCertificates(resp.Node.Certificates); err != nil {
+		a.log.Warn("install certificates", "err", err)
+	}
 	return nil
 }
 

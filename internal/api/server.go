@@ -132,6 +132,7 @@ func (s *server) routes() {
 	h("HEAD /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileProperties)
 	h("DELETE /pools/{poolId}/nodes/{nodeId}/files/{filePath...}", s.nodeFileDelete)
 	s.nodeOpsRoutes(h)
+	s.certificateRoutes(h)
 
 	// Jobs.
 	h("POST /jobs", s.jobAdd)
@@ -196,8 +197,6 @@ func (s *server) routes() {
 // notImplemented maps the routes of the remaining Azure Batch operations
 // (current and older api-versions) to their operation names.
 var notImplemented = map[string]string{
-	"POST /certificates":                     "Certificate_Add",
-	"GET /certificates":                      "Certificate_List",
 	"POST /pools/{poolId}/upgradeos":         "Pool_UpgradeOS",
 	"GET /pools/{poolId}/nodes/{nodeId}/rdp": "ComputeNode_GetRemoteDesktop",
 }
@@ -308,19 +307,12 @@ func errNotImplemented(op string) error {
 }
 
 // fallback answers requests no route matched: certificate operations (their
-// paths have parentheses) 501, known paths with another method 405
-// UnsupportedHttpVerb, anything else 400 InvalidUri.
+// paths have parentheses, certificates.go), known paths with another method
+// 405 UnsupportedHttpVerb, anything else 400 InvalidUri.
 func (s *server) fallback(c *call) error {
 	p := c.r.URL.EscapedPath()
-	if strings.HasPrefix(p, "/certificates(") {
-		op := "Certificate_Get"
-		switch {
-		case c.r.Method == http.MethodDelete:
-			op = "Certificate_Delete"
-		case strings.HasSuffix(p, "/canceldelete"):
-			op = "Certificate_CancelDeletion"
-		}
-		return errNotImplemented(op)
+	if strings.HasPrefix(p, "/certificates(") || strings.HasPrefix(p, "/certificates%28") {
+		return s.certificateByThumbprint(c) // certificates.go
 	}
 	if allowed := s.allowedMethods(c.r); len(allowed) > 0 {
 		c.w.Header().Set("Allow", strings.Join(allowed, ", "))

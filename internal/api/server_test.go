@@ -159,8 +159,10 @@ func TestServer_Routes(t *testing.T) {
 	resp, body := b.do(t, b.request(t, "GET", "/pools/p1/nodes/n1/rdp?api-version="+apiVersion, nil))
 	wantError(t, resp, body, 501, "NotImplemented", "Operation", "ComputeNode_GetRemoteDesktop")
 
-	resp, body = b.do(t, b.request(t, "GET", "/certificates(thumbprintAlgorithm=sha1,thumbprint=abc)?api-version="+apiVersion, nil))
-	wantError(t, resp, body, 501, "NotImplemented", "Operation", "Certificate_Get")
+	resp, body = b.do(t, b.request(t, "PUT", "/certificates(thumbprintAlgorithm=sha1,thumbprint=abc)?api-version="+apiVersion, []byte(`{}`)))
+	wantError(t, resp, body, 405, "UnsupportedHttpVerb")
+	resp, body = b.do(t, b.request(t, "GET", "/certificates(thumbprint=abc)?api-version="+apiVersion, nil))
+	wantError(t, resp, body, 400, "InvalidUri")
 
 	resp, body = b.do(t, b.request(t, "GET", "/nothing/here?api-version="+apiVersion, nil))
 	wantError(t, resp, body, 400, "InvalidUri")

@@ -76,6 +76,9 @@ type NodeConfig struct {
 	// Packages are the pool's application packages: installed when the
 	// node joins, before its start task runs.
 	Packages []Package `json:"packages,omitempty"`
+	// Certificates are the pool's certificates, installed in the node's
+	// certs directory before anything runs (certificates.go).
+	Certificates []Certificate `json:"certificates,omitempty"`
 }
 
 // SyncRequest is the agent's heartbeat: its events since the last

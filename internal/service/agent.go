@@ -125,6 +125,7 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 	} else if n.startTask == nil && n.doc.StartTaskInfo != nil && deref(n.doc.StartTaskInfo.State) == azbatch.StartTaskStateRunning {
 		s.beginStartTaskLocked(n, &w)
 	}
+	certs := s.nodeCertificatesLocked(n) // certificates.go
 	s.refreshNodeLocked(n, &w)
 	s.writeNode(n, &w)
 	s.reconcilePoolLocked(n.pool, &w) // allocation may be complete now
@@ -137,14 +138,15 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 		NodeToken:         n.token,
 		HeartbeatInterval: protocol.Duration(s.cfg.HeartbeatInterval),
 		Node: protocol.NodeConfig{
-			AccountName: n.account,
-			AccountURL:  s.cfg.AccountURL(n.account),
-			PoolID:      n.pool.id(),
-			IsDedicated: n.dedicated,
-			TaskSlots:   n.slots,
-			NodeSecret:  n.secret,
-			AffinityID:  deref(n.doc.AffinityID),
-			Packages:    s.packageOrders(n.account, n.pool.doc.ApplicationPackageReferences),
+			AccountName:  n.account,
+			AccountURL:   s.cfg.AccountURL(n.account),
+			PoolID:       n.pool.id(),
+			IsDedicated:  n.dedicated,
+			TaskSlots:    n.slots,
+			NodeSecret:   n.secret,
+			AffinityID:   deref(n.doc.AffinityID),
+			Packages:     s.packageOrders(n.account, n.pool.doc.ApplicationPackageReferences),
+			Certificates: certs,
 		},
 	}, http.StatusOK, nil
 }

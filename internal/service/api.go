@@ -92,6 +92,13 @@ type Operations interface {
 	// overlapping [start, end) (zero: the latest interval).
 	PoolUsageMetrics(ctx context.Context, account string, start, end time.Time, p ListParams) (ListPage, error)
 
+	// Certificates (certificates.go); alg and thumbprint as in the URL.
+	CertificateAdd(ctx context.Context, account string, c *azbatch.Certificate) error
+	CertificateList(ctx context.Context, account string, p ListParams) (ListPage, error)
+	CertificateGet(ctx context.Context, account, alg, thumbprint string) (Object, error)
+	CertificateDelete(ctx context.Context, account, alg, thumbprint string) error
+	CertificateCancelDeletion(ctx context.Context, account, alg, thumbprint string) error
+
 	// Jobs.
 	JobAdd(ctx context.Context, account string, c *azbatch.CreateJobContent) (Object, error)
 	JobGet(ctx context.Context, account, jobID string, cond Conditions) (Object, error)

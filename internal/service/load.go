@@ -26,6 +26,9 @@ func (s *Service) load(ctx context.Context) error {
 	if err := s.loadAccountStats(ctx); err != nil {
 		return err
 	}
+	if err := s.loadCertificates(ctx); err != nil {
+		return err
+	}
 	now := s.now()
 	s.started = now
 	for _, a := range accts {
@@ -80,8 +83,8 @@ func (s *Service) load(ctx context.Context) error {
 			startFail: nr.StartFail, slots: p.slotsPerNode(), attempts: map[string]*attempt{},
 			wake: make(chan struct{}, 1), lastSeen: now,
 			removing:    deref(doc.State) == azbatch.NodeStateLeavingPool,
-			preempted:   deref(doc.State) == azbatch.NodeStatePreempted,
 			deallocated: deref(doc.State) == azbatch.NodeStateDeallocated,
+			preempted:   deref(doc.State) == azbatch.NodeStatePreempted,
 		}
 		if n.removing {
 			n.removeAt = now

@@ -163,7 +163,8 @@ func (s *Service) finishNodeOpLocked(n *nodeState, w *store.Writes) bool {
 		n.retainUntil = nil
 		n.doc.StartTaskInfo = nil
 		if mode == nodeOpReimage {
-			go s.wipeNode(n, agentTarget{url: n.fileURL, secret: n.secret, n: n})
+			order := protocol.ReimageOrder{Certificates: s.nodeCertificatesLocked(n)}
+			go s.wipeNode(n, agentTarget{url: n.fileURL, secret: n.secret, n: n}, order)
 		}
 		s.refreshNodeLocked(n, w)
 		s.writeNode(n, w)
@@ -172,10 +173,11 @@ func (s *Service) finishNodeOpLocked(n *nodeState, w *store.Writes) bool {
 	return false
 }
 
-// wipeNode has the agent wipe a reimaged node, then boots it.
-func (s *Service) wipeNode(n *nodeState, t agentTarget) {
+// wipeNode has the agent wipe a reimaged node and install the pool's
+// certificates, then boots it.
+func (s *Service) wipeNode(n *nodeState, t agentTarget, order protocol.ReimageOrder) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	err := callAgent(ctx, t, http.MethodPost, protocol.PathOpsReimage, nil, nil)
+	err := callAgent(ctx, t, http.MethodPost, protocol.PathOpsReimage, order, nil)
 	cancel()
 	if err != nil {
 		s.log.Warn("reimage node", "node", n.id, "err", err)

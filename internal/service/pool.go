@@ -211,6 +211,9 @@ func (s *Service) newPoolDoc(account string, c *azbatch.CreatePoolContent) (*azb
 	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
 		return nil, err
 	}
+	if err := s.validateCertificateRefs(account, c.CertificateReferences); err != nil {
+		return nil, err
+	}
 
 	now := s.now()
 	fill := azbatch.NodeFillTypeSpread
@@ -338,6 +341,9 @@ func (s *Service) PoolPatch(ctx context.Context, account, poolID string, c *azba
 	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
 		return Object{}, err
 	}
+	if err := s.validateCertificateRefs(account, c.CertificateReferences); err != nil {
+		return Object{}, err
+	}
 	if err := validateNodeFill(c.TaskSchedulingPolicy); err != nil {
 		return Object{}, err
 	}
@@ -383,6 +389,9 @@ func (s *Service) PoolReplace(ctx context.Context, account, poolID string, c *az
 		return Object{}, err
 	}
 	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
+		return Object{}, err
+	}
+	if err := s.validateCertificateRefs(account, c.CertificateReferences); err != nil {
 		return Object{}, err
 	}
 	if c.Metadata == nil {

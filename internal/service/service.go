@@ -95,11 +95,13 @@ type Service struct {
 	// (stats_record.go).
 	lc lifecycleState
 	st statsState
-	// ops keeps what node operations need in memory (node_ops.go).
-	ops nodeOpsState
 	// as holds autoscale timers and pool metrics (autoscale.go,
 	// metrics.go).
 	as autoscaleState
+	// ops keeps what node operations need in memory (node_ops.go).
+	ops nodeOpsState
+	// certs holds the certificates (certificates.go).
+	certs certificates
 	// spot tracks preempted low-priority nodes (spot.go).
 	spot spotState
 

@@ -93,13 +93,18 @@ type Writes struct {
 	DeleteJobSchedules []JobSchedule
 	// AccountStats are upserted by account and kind.
 	AccountStats []AccountStats
+	// Certificates are upserted by account, thumbprint algorithm and
+	// thumbprint; DeleteCertificates read only those.
+	Certificates       []Certificate
+	DeleteCertificates []Certificate
 }
 
 // Empty reports whether w holds no change.
 func (w *Writes) Empty() bool {
 	return len(w.Pools)+len(w.DeletePools)+len(w.Nodes)+len(w.DeleteNodes)+
 		len(w.Jobs)+len(w.DeleteJobs)+len(w.Tasks)+len(w.DeleteTasks)+
-		len(w.JobSchedules)+len(w.DeleteJobSchedules)+len(w.AccountStats) == 0
+		len(w.JobSchedules)+len(w.DeleteJobSchedules)+len(w.AccountStats)+
+		len(w.Certificates)+len(w.DeleteCertificates) == 0
 }
 
 // TaskListParams selects tasks of one job, in Seq order.
@@ -148,6 +153,11 @@ type Store interface {
 	// AccountStatsList returns every account's lifetime statistics records
 	// (ordered by account and kind); Apply upserts them.
 	AccountStatsList(ctx context.Context) ([]AccountStats, error)
+
+	// CertificateList returns every account's certificates (ordered by
+	// account, thumbprint algorithm and thumbprint); Apply upserts and
+	// deletes them.
+	CertificateList(ctx context.Context) ([]Certificate, error)
 
 	// TaskInsert inserts tasks of one job in one transaction and returns, for
 	// each input task in order, nil or ErrExists. Seq is assigned in input order.

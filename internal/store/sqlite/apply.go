@@ -70,6 +70,7 @@ func (s *Store) Apply(ctx context.Context, w *store.Writes) error {
 		for _, a := range w.AccountStats {
 			ex.exec(s.ws.statsUpsert, "account stats upsert", a.Account, a.Kind, a.Doc)
 		}
+		applyCertificates(&ex, w) // certificate.go
 		for _, t := range w.Tasks {
 			fk := foldTaskKey(t.Account, t.JobID, t.ID)
 			next := taskState{state: t.State, slots: int64(t.Slots)}

@@ -22,6 +22,7 @@ func testMigrate(t *testing.T, setup setupFunc) {
 			requireNoError(t, b.s.JobInsert(b.ctx, job("acct", "job1")))
 			requireNoError(t, b.s.JobScheduleInsert(b.ctx, schedule("acct", "sched1")))
 			b.apply(t, &store.Writes{AccountStats: []store.AccountStats{accountStats("acct", "jobs")}})
+			b.apply(t, &store.Writes{Certificates: []store.Certificate{certificate("acct", "ab")}})
 			b.apply(t, &store.Writes{Nodes: []store.Node{node("acct", "node1", "pool1")}})
 			b.insertTasks(t, task("acct", "job1", "a"), task("acct", "job1", "b"))
 			requireEqual(t, "len(tasks)", len(b.taskList(t, store.TaskListParams{Account: "acct", JobID: "job1"})), 2)

@@ -54,6 +54,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Job", func(t *testing.T) { t.Parallel(); testJob(t, setup) })
 	t.Run("JobSchedule", func(t *testing.T) { t.Parallel(); testJobSchedule(t, setup) })
 	t.Run("AccountStats", func(t *testing.T) { t.Parallel(); testAccountStats(t, setup) })
+	t.Run("Certificate", func(t *testing.T) { t.Parallel(); testCertificates(t, setup) })
 	t.Run("TaskInsert", func(t *testing.T) { t.Parallel(); testTaskInsert(t, setup) })
 	t.Run("TaskGet", func(t *testing.T) { t.Parallel(); testTaskGet(t, setup) })
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); testTaskList(t, setup) })
