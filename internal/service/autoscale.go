@@ -328,10 +328,16 @@ func (s *Service) poolIntervalLocked(p *poolState) time.Duration {
 // startAutoScaleLocked evaluates a pool whose autoscale was just enabled
 // and arms its timer.
 func (s *Service) startAutoScaleLocked(p *poolState, w *store.Writes) []provider.NodeSpec {
-	s.samplePoolNowLocked(p)
-	starts := s.autoScaleLocked(p, w)
+	starts := s.evaluateNowLocked(p, w)
 	s.armAutoScaleLocked(p, s.poolIntervalLocked(p))
 	return starts
+}
+
+// evaluateNowLocked samples the pool and applies its formula now, outside
+// its schedule.
+func (s *Service) evaluateNowLocked(p *poolState, w *store.Writes) []provider.NodeSpec {
+	s.samplePoolNowLocked(p)
+	return s.autoScaleLocked(p, w)
 }
 
 // startAutoScale starts the metric sampler and arms the timers of the
@@ -356,7 +362,10 @@ func (s *Service) startAutoScale() {
 }
 
 // PoolEnableAutoScale enables autoscale on a pool, or changes the formula
-// or interval of an autoscale pool, and evaluates the formula at once.
+// or interval of an autoscale pool (at least one of them), and evaluates
+// the formula at once. As Azure documents, the evaluation schedule starts
+// again from now when autoscale was off or the interval is given; a new
+// formula alone keeps the schedule.
 func (s *Service) PoolEnableAutoScale(ctx context.Context, account, poolID string, c *azbatch.EnablePoolAutoScaleContent, cond Conditions) (Object, error) {
 	var f string
 	if c.AutoScaleFormula != nil {
@@ -377,7 +386,7 @@ func (s *Service) PoolEnableAutoScale(ctx context.Context, account, poolID strin
 		return Object{}, err
 	}
 	enabled := deref(p.doc.EnableAutoScale)
-	if !enabled && strings.TrimSpace(f) == "" {
+	if !enabled && strings.TrimSpace(f) == "" || enabled && f == "" && c.AutoScaleEvaluationInterval == nil {
 		s.mu.Unlock()
 		return Object{}, batch.MissingProperty("autoScaleFormula")
 	}
@@ -401,13 +410,19 @@ func (s *Service) PoolEnableAutoScale(ctx context.Context, account, poolID strin
 	if f != "" {
 		p.doc.AutoScaleFormula = ptr(f)
 	}
-	if c.AutoScaleEvaluationInterval != nil || !enabled {
+	restart := c.AutoScaleEvaluationInterval != nil || !enabled
+	if restart {
 		d, _ := s.parseInterval(c.AutoScaleEvaluationInterval)
 		p.doc.AutoScaleEvaluationInterval = ptr(batch.FormatDuration(d))
 	}
 	var w store.Writes
 	s.touchPool(p, &w)
-	starts := s.startAutoScaleLocked(p, &w)
+	var starts []provider.NodeSpec
+	if restart {
+		starts = s.startAutoScaleLocked(p, &w)
+	} else {
+		starts = s.evaluateNowLocked(p, &w)
+	}
 	err = s.commit(ctx, &w)
 	o, oerr := p.object()
 	s.mu.Unlock()

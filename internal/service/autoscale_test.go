@@ -243,6 +243,23 @@ func TestAutoScale_EnableEvaluateDisable(t *testing.T) {
 		t.Fatalf("evaluate without samples: %+v %v", run, err)
 	}
 
+	// An enable that changes nothing is refused.
+	b.clock.Advance(30 * time.Second)
+	_, err = b.svc.PoolEnableAutoScale(b.ctx, schedAcct, "fixed", &azbatch.EnablePoolAutoScaleContent{}, Conditions{})
+	wantCode(t, err, http.StatusBadRequest, "MissingRequiredProperty")
+
+	// A new formula alone is evaluated at once and keeps the schedule (the
+	// next run is 15 minutes after the first).
+	if _, err := b.svc.PoolEnableAutoScale(b.ctx, schedAcct, "fixed", &azbatch.EnablePoolAutoScaleContent{AutoScaleFormula: ptr("$TargetDedicatedNodes = 3;")}, Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.pool(t, "fixed"); deref(p.TargetDedicatedNodes) != 3 {
+		t.Fatalf("new formula: target %d", deref(p.TargetDedicatedNodes))
+	}
+	if p := b.advanceTo(t, "fixed", 15*time.Minute-30*time.Second); !p.AutoScaleRun.Timestamp.Equal(schedT0.Add(15 * time.Minute)) {
+		t.Fatalf("scheduled run at %v, want 15 minutes after enabling", p.AutoScaleRun.Timestamp)
+	}
+
 	// A new interval restarts the schedule from now.
 	b.clock.Advance(30 * time.Second)
 	if _, err := b.svc.PoolEnableAutoScale(b.ctx, schedAcct, "fixed", &azbatch.EnablePoolAutoScaleContent{AutoScaleFormula: ptr("$TargetDedicatedNodes = 2;"), AutoScaleEvaluationInterval: ptr("PT5M")}, Conditions{}); err != nil {
