@@ -28,6 +28,7 @@ func (s *Service) maintain() {
 		s.mu.Lock()
 		var w store.Writes
 		s.checkNodesLocked(&w)
+		s.checkResizeTimeoutsLocked(&w) // node_ops_resize.go
 		s.expireRetentionLocked()
 		s.expireJobsLocked(&w)
 		s.dispatchLocked(&w)
