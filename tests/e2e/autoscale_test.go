@@ -353,3 +353,36 @@ $NodeDeallocationOption = taskcompletion;`
 		t.Errorf("no node was preempted during the run")
 	}
 }
+
+// TestAutoScaleRestart: a restarted server (SIGKILL) keeps evaluating its
+// autoscale pools on their interval, and their formulas see the pending
+// tasks again.
+func TestAutoScaleRestart(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: autoScaleArgs})
+	if _, err := s.Client.CreatePool(ctx(t), autoScalePool("again", "$TargetDedicatedNodes = min(2, max(0, $PendingTasks.GetSample(1)));"), nil); err != nil {
+		t.Fatal(err)
+	}
+	before := *s.poolGet(t, "again").AutoScaleRun.Timestamp
+	s.Kill()
+	s.Start()
+	s.CreateJob(t, "againjob", "again", nil)
+	s.AddTasks(t, "againjob", []azbatch.CreateTaskContent{
+		{ID: to("a"), CommandLine: to("sleep 1")}, {ID: to("b"), CommandLine: to("sleep 1")}, {ID: to("c"), CommandLine: to("sleep 1")},
+	})
+	eventually(t, 20*time.Second, "an evaluation after the restart growing the pool", func() error {
+		p := s.poolGet(t, "again")
+		if !p.AutoScaleRun.Timestamp.After(before) || *p.TargetDedicatedNodes != 2 {
+			return fmt.Errorf("run at %v (before %v), target %d", p.AutoScaleRun.Timestamp, before, *p.TargetDedicatedNodes)
+		}
+		return nil
+	})
+	if c := s.WaitJobTasks(t, "againjob", 30*time.Second).TaskCounts; *c.Succeeded != 3 {
+		t.Fatalf("succeeded %d", *c.Succeeded)
+	}
+	eventually(t, 20*time.Second, "pool back to 0", func() error {
+		if p := s.poolGet(t, "again"); *p.CurrentDedicatedNodes != 0 {
+			return fmt.Errorf("current %d", *p.CurrentDedicatedNodes)
+		}
+		return nil
+	})
+}
