@@ -80,7 +80,8 @@ var reimageDirs = []string{dirWorkItems, dirShared, dirStartup}
 // opReimage wipes the node once its attempts are over (the server killed
 // or drained them) and any clean in progress is done, then recreates the
 // layout, removes the user accounts the agent made and installs the
-// order's certificates.
+// order's certificates. With order.Keep (a reboot) it only installs the
+// certificates.
 func (a *agent) opReimage(w http.ResponseWriter, r *http.Request) {
 	var order protocol.ReimageOrder
 	if err := decodeOp(r, &order); err != nil {
@@ -104,23 +105,25 @@ func (a *agent) opReimage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for _, d := range reimageDirs {
-		if err := a.root.RemoveAll(d); err != nil {
+	if !order.Keep {
+		for _, d := range reimageDirs {
+			if err := a.root.RemoveAll(d); err != nil {
+				opsAnswer(w, 0, nil, err)
+				return
+			}
+		}
+		if err := createLayout(a.rootDir); err != nil {
 			opsAnswer(w, 0, nil, err)
 			return
 		}
-	}
-	if err := createLayout(a.rootDir); err != nil {
-		opsAnswer(w, 0, nil, err)
-		return
-	}
-	if err := a.removeUsers(); err != nil {
-		a.log.Warn("reimage: remove users", "err", err)
+		if err := a.removeUsers(); err != nil {
+			a.log.Warn("reimage: remove users", "err", err)
+		}
 	}
 	if err := a.installCertificates(order.Certificates); err != nil {
 		opsAnswer(w, 0, nil, err)
 		return
 	}
-	a.log.Info("node reimaged")
+	a.log.Info("node reimaged", "keep", order.Keep)
 	opsAnswer(w, http.StatusNoContent, nil, nil)
 }

@@ -13,7 +13,9 @@ type Certificate struct {
 }
 
 // ReimageOrder is the body of /ops/reimage: the certificates the node has
-// once wiped.
+// once wiped. With Keep (a reboot whose pool's certificates changed) the
+// agent only installs the certificates.
 type ReimageOrder struct {
 	Certificates []Certificate `json:"certificates,omitempty"`
+	Keep         bool          `json:"keep,omitempty"`
 }

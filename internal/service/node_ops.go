@@ -28,8 +28,11 @@ const (
 	nodeOpReboot     nodeOpMode = ""
 	nodeOpReimage    nodeOpMode = "reimage"
 	nodeOpDeallocate nodeOpMode = "deallocate"
-	// nodeOpWipe is a drained reimage while the agent wipes the node.
-	nodeOpWipe nodeOpMode = "wipe"
+	// nodeOpWipe is a drained reimage while the agent wipes the node;
+	// nodeOpCerts a drained reboot while the agent installs the
+	// certificates the pool references now (they change on a restart).
+	nodeOpWipe  nodeOpMode = "wipe"
+	nodeOpCerts nodeOpMode = "certs"
 )
 
 // drainingState is the node state shown while the operation waits for the
@@ -169,22 +172,49 @@ func (s *Service) finishNodeOpLocked(n *nodeState, w *store.Writes) bool {
 		s.refreshNodeLocked(n, w)
 		s.writeNode(n, w)
 		return true
+	case nodeOpReboot:
+		if n.fileURL == "" || sameCertificates(n.pool.doc.CertificateReferences, n.doc.CertificateReferences) {
+			return false
+		}
+		// The pool's certificates changed since the node got its own:
+		// the agent installs them before the node boots.
+		n.rebooting = true
+		n.opMode = nodeOpCerts
+		order := protocol.ReimageOrder{Keep: true, Certificates: s.nodeCertificatesLocked(n)}
+		go s.wipeNode(n, agentTarget{url: n.fileURL, secret: n.secret, n: n}, order)
+		s.refreshNodeLocked(n, w)
+		s.writeNode(n, w)
+		return true
 	}
 	return false
 }
 
-// wipeNode has the agent wipe a reimaged node and install the pool's
-// certificates, then boots it.
+// sameCertificates reports whether two lists of certificate references name
+// the same thumbprints.
+func sameCertificates(a, b []azbatch.CertificateReference) bool {
+	set := func(refs []azbatch.CertificateReference) string {
+		tps := make([]string, 0, len(refs))
+		for _, r := range refs {
+			tps = append(tps, normalizeThumbprint(deref(r.Thumbprint)))
+		}
+		sort.Strings(tps)
+		return strings.Join(tps, ",")
+	}
+	return set(a) == set(b)
+}
+
+// wipeNode has the agent wipe a reimaged node (not for order.Keep) and
+// install the pool's certificates, then boots it.
 func (s *Service) wipeNode(n *nodeState, t agentTarget, order protocol.ReimageOrder) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	err := callAgent(ctx, t, http.MethodPost, protocol.PathOpsReimage, order, nil)
 	cancel()
 	if err != nil {
-		s.log.Warn("reimage node", "node", n.id, "err", err)
+		s.log.Warn("reimage or certificates of node", "node", n.id, "err", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.nodes[n.id] != n || n.opMode != nodeOpWipe || n.removing {
+	if s.nodes[n.id] != n || n.opMode != nodeOpWipe && n.opMode != nodeOpCerts || n.removing {
 		return
 	}
 	var w store.Writes

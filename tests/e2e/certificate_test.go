@@ -186,7 +186,8 @@ func TestCertificates(t *testing.T) {
 		t.Fatalf("list after restart: %v", l)
 	}
 
-	// A pool's new references reach its nodes when they are reimaged.
+	// A pool's new references reach its nodes when they restart: a reboot
+	// (which keeps the node's files) or a reimage.
 	s.CreatePool(t, "cp2", 1, 1, nil)
 	node2 := s.poolNodeIDs(t, "cp2")[0]
 	if _, err := s.Client.UpdatePool(ctx(t), "cp2", azbatch.UpdatePoolContent{CertificateReferences: refs[1:]}, nil); err != nil {
@@ -194,13 +195,42 @@ func TestCertificates(t *testing.T) {
 	}
 	pfxFile := filepath.Join(taskNodeRoot(s, node2), "certs", "sha1-"+pfxTP+".pfx")
 	if _, err := os.Stat(pfxFile); err == nil {
-		t.Fatal("certificate installed before the node was reimaged")
+		t.Fatal("certificate installed before the node restarted")
 	}
-	if _, err := s.Client.ReimageNode(ctx(t), "cp2", node2, nil); err != nil {
+	kept := filepath.Join(taskNodeRoot(s, node2), "shared", "kept.txt")
+	if err := os.WriteFile(kept, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.RebootNode(ctx(t), "cp2", node2, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.poolWaitNodeState(t, "cp2", node2, azbatch.NodeStateIdle)
 	certCheckFile(t, pfxFile, pfxData, 0o600)
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("a reboot lost the node's files: %v", err)
+	}
+	if n := s.poolNode(t, "cp2", node2); len(n.CertificateReferences) != 1 || *n.CertificateReferences[0].Thumbprint != pfxTP {
+		t.Fatalf("node certificateReferences after reboot: %+v", n.CertificateReferences)
+	}
+	if _, err := s.Client.UpdatePool(ctx(t), "cp2", azbatch.UpdatePoolContent{CertificateReferences: []azbatch.CertificateReference{}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.ReimageNode(ctx(t), "cp2", node2, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "certificate removed by a reimage", func() error {
+		if _, err := os.Stat(pfxFile); err == nil {
+			return fmt.Errorf("%s still there", pfxFile)
+		}
+		return nil
+	})
+	s.poolWaitNodeState(t, "cp2", node2, azbatch.NodeStateIdle)
+	if _, err := os.Stat(kept); err == nil {
+		t.Fatal("a reimage kept the shared directory")
+	}
+	if _, err := s.Client.UpdatePool(ctx(t), "cp2", azbatch.UpdatePoolContent{CertificateReferences: refs[1:]}, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	// Once no pool or node uses it, the certificate is deleted.
 	if _, err := s.Client.DeletePool(ctx(t), "cp", nil); err != nil {
