@@ -29,6 +29,9 @@ func (s *Service) load(ctx context.Context) error {
 	if err := s.loadCertificates(ctx); err != nil {
 		return err
 	}
+	if err := s.loadNodeUsage(ctx); err != nil {
+		return err
+	}
 	now := s.now()
 	s.started = now
 	for _, a := range accts {

@@ -424,7 +424,7 @@ func (s *Service) deleteNodeLocked(n *nodeState, w *store.Writes) {
 		return
 	}
 	s.recordNodeGoneLocked(n, w)
-	s.recordNodeUsageLocked(n)
+	s.recordNodeUsageLocked(n, w)
 	delete(s.nodes, n.id)
 	delete(s.tokens, n.token)
 	delete(n.pool.nodes, n.id)

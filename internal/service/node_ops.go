@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"regexp"
@@ -431,28 +432,121 @@ func (s *Service) NodeRemoteLoginSettings(ctx context.Context, account, poolID, 
 // intervals.
 const UsageInterval = time.Hour
 
-// nodeSpan is the life of a node that left its pool, for usage metrics.
+// nodeSpan is the life of a node, for usage metrics.
 type nodeSpan struct {
 	account, poolID, vmSize string
 	from, to                time.Time
 }
 
-// nodeOpsState is what the node operations keep in memory: the spans of
-// nodes that left their pools (usage metrics).
-type nodeOpsState struct {
-	gone []nodeSpan
+// usageBucket is the core hours of the nodes that left a pool, in one
+// aggregation interval. They are kept in the account statistics record of
+// kind usageStatsKind, so that metrics survive a restart.
+type usageBucket struct {
+	PoolID    string    `json:"poolId"`
+	VMSize    string    `json:"vmSize"`
+	Start     time.Time `json:"startTime"`
+	CoreHours float64   `json:"coreHours"`
 }
 
-// recordNodeUsageLocked keeps a deleted node's span for usage metrics.
-func (s *Service) recordNodeUsageLocked(n *nodeState) {
+const (
+	usageStatsKind = "poolusage"
+	// usageRetention is how long the buckets of departed nodes are kept.
+	usageRetention = 31 * 24 * time.Hour
+)
+
+// nodeOpsState is what the node operations keep in memory: per account, the
+// usage buckets of the nodes that left their pools, by usageKey.
+type nodeOpsState struct {
+	gone map[string]map[string]*usageBucket
+}
+
+func usageKey(poolID string, start time.Time) string {
+	return strings.ToLower(poolID) + "\x00" + start.UTC().Format(time.RFC3339)
+}
+
+// addSpan adds a span's core hours to buckets, one per interval it covers
+// up to now.
+func addSpan(buckets map[string]*usageBucket, sp nodeSpan, from, now time.Time) {
+	for b := maxTime(from, sp.from).UTC().Truncate(UsageInterval); b.Before(sp.to) && b.Before(now); b = b.Add(UsageInterval) {
+		lo, hi := maxTime(b, sp.from), minTime(b.Add(UsageInterval), sp.to)
+		if !hi.After(lo) {
+			continue
+		}
+		k := usageKey(sp.poolID, b)
+		bk := buckets[k]
+		if bk == nil {
+			bk = &usageBucket{PoolID: sp.poolID, VMSize: sp.vmSize, Start: b}
+			buckets[k] = bk
+		}
+		bk.CoreHours += hi.Sub(lo).Hours() * coresOf(sp.vmSize)
+	}
+}
+
+// recordNodeUsageLocked adds a deleted node's life to its account's usage
+// buckets and queues their record.
+func (s *Service) recordNodeUsageLocked(n *nodeState, w *store.Writes) {
 	if n.doc.AllocationTime == nil {
 		return
 	}
-	s.ops.gone = append(s.ops.gone, nodeSpan{account: n.account, poolID: n.pool.id(), vmSize: deref(n.pool.doc.VMSize), from: *n.doc.AllocationTime, to: s.now()})
-	// Keep a bounded history (a week of churn is plenty for metrics).
-	if len(s.ops.gone) > 100000 {
-		s.ops.gone = append([]nodeSpan(nil), s.ops.gone[len(s.ops.gone)-50000:]...)
+	now := s.now()
+	acct := strings.ToLower(n.account)
+	if s.ops.gone == nil {
+		s.ops.gone = map[string]map[string]*usageBucket{}
 	}
+	buckets := s.ops.gone[acct]
+	if buckets == nil {
+		buckets = map[string]*usageBucket{}
+		s.ops.gone[acct] = buckets
+	}
+	addSpan(buckets, nodeSpan{account: n.account, poolID: n.pool.id(), vmSize: deref(n.pool.doc.VMSize), from: *n.doc.AllocationTime, to: now},
+		now.Add(-usageRetention), now)
+	list := make([]*usageBucket, 0, len(buckets))
+	for k, b := range buckets {
+		if now.Sub(b.Start) > usageRetention {
+			delete(buckets, k)
+			continue
+		}
+		list = append(list, b)
+	}
+	sort.Slice(list, func(i, j int) bool { return usageKeyOf(list[i]) < usageKeyOf(list[j]) })
+	doc, err := json.Marshal(list)
+	if err != nil || w == nil {
+		return
+	}
+	for i := range w.AccountStats {
+		if w.AccountStats[i].Account == acct && w.AccountStats[i].Kind == usageStatsKind {
+			w.AccountStats[i].Doc = doc
+			return
+		}
+	}
+	w.AccountStats = append(w.AccountStats, store.AccountStats{Account: acct, Kind: usageStatsKind, Doc: doc})
+}
+
+func usageKeyOf(b *usageBucket) string { return usageKey(b.PoolID, b.Start) }
+
+// loadNodeUsage reads the usage buckets of departed nodes at start.
+func (s *Service) loadNodeUsage(ctx context.Context) error {
+	recs, err := s.cfg.Store.AccountStatsList(ctx)
+	if err != nil {
+		return err
+	}
+	s.ops.gone = map[string]map[string]*usageBucket{}
+	for _, rec := range recs {
+		if rec.Kind != usageStatsKind {
+			continue
+		}
+		var list []*usageBucket
+		if err := json.Unmarshal(rec.Doc, &list); err != nil {
+			s.log.Error("load pool usage", "account", rec.Account, "err", err)
+			continue
+		}
+		buckets := map[string]*usageBucket{}
+		for _, b := range list {
+			buckets[usageKeyOf(b)] = b
+		}
+		s.ops.gone[strings.ToLower(rec.Account)] = buckets
+	}
+	return nil
 }
 
 var vmSizeCores = regexp.MustCompile(`^(?:standard|basic)_[a-z]+?(\d+)`)
@@ -489,11 +583,13 @@ func (s *Service) PoolUsageMetrics(ctx context.Context, account string, start, e
 	if !end.After(start) {
 		return ListPage{}, batch.InvalidQuery("endtime", end.Format(time.RFC3339), "The end time must be after the start time.")
 	}
+	first := start.UTC().Truncate(UsageInterval)
+	buckets := map[string]*usageBucket{}
 	s.mu.Lock()
-	spans := make([]nodeSpan, 0, len(s.nodes))
-	for _, sp := range s.ops.gone {
-		if sp.account == account {
-			spans = append(spans, sp)
+	for k, b := range s.ops.gone[strings.ToLower(account)] {
+		if !b.Start.Before(first) && b.Start.Before(end) {
+			c := *b
+			buckets[k] = &c
 		}
 	}
 	for _, p := range s.pools {
@@ -502,35 +598,13 @@ func (s *Service) PoolUsageMetrics(ctx context.Context, account string, start, e
 		}
 		for _, n := range p.nodes {
 			if n.doc.AllocationTime != nil && !n.deallocated {
-				spans = append(spans, nodeSpan{account: account, poolID: p.id(), vmSize: deref(p.doc.VMSize), from: *n.doc.AllocationTime, to: now})
+				sp := nodeSpan{account: account, poolID: p.id(), vmSize: deref(p.doc.VMSize), from: *n.doc.AllocationTime, to: now}
+				addSpan(buckets, sp, first, minTime(end, now))
 			}
 		}
 	}
 	s.mu.Unlock()
 
-	type bucket struct {
-		pool, vmSize string
-		from         time.Time
-		hours        float64
-	}
-	buckets := map[string]*bucket{}
-	first := start.UTC().Truncate(UsageInterval)
-	for _, sp := range spans {
-		for b := first; b.Before(end) && b.Before(now); b = b.Add(UsageInterval) {
-			e := b.Add(UsageInterval)
-			lo, hi := maxTime(b, sp.from), minTime(e, sp.to)
-			if !hi.After(lo) {
-				continue
-			}
-			k := strings.ToLower(sp.poolID) + "\x00" + b.Format(time.RFC3339)
-			bk := buckets[k]
-			if bk == nil {
-				bk = &bucket{pool: sp.poolID, vmSize: sp.vmSize, from: b}
-				buckets[k] = bk
-			}
-			bk.hours += hi.Sub(lo).Hours() * coresOf(sp.vmSize)
-		}
-	}
 	keys := make([]string, 0, len(buckets))
 	for k := range buckets {
 		keys = append(keys, k)
@@ -540,8 +614,8 @@ func (s *Service) PoolUsageMetrics(ctx context.Context, account string, start, e
 	for _, k := range keys {
 		b := buckets[k]
 		o, err := object(poolUsageMetrics{
-			PoolID: b.pool, StartTime: b.from, EndTime: b.from.Add(UsageInterval),
-			VMSize: b.vmSize, TotalCoreHours: b.hours,
+			PoolID: b.PoolID, StartTime: b.Start, EndTime: b.Start.Add(UsageInterval),
+			VMSize: b.VMSize, TotalCoreHours: b.CoreHours,
 		}, nil, nil, nil)
 		if err != nil {
 			return ListPage{}, err

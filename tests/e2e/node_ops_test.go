@@ -436,6 +436,34 @@ func TestNodeLogsExtensionsRemoteLoginUsage(t *testing.T) {
 	if resp := poolDo(t, req); resp.Status != http.StatusOK || strings.Contains(string(resp.Body), `"poolId"`) {
 		t.Fatalf("usage metrics of 2020: %d %s", resp.Status, resp.Body)
 	}
+
+	// The usage of nodes that left survives a restart.
+	if _, err := s.Client.ResizePool(ctx(t), "lg", azbatch.ResizePoolContent{TargetDedicatedNodes: to[int32](0)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitNodes(t, "lg", 0, azbatch.NodeStateIdle)
+	s.Stop()
+	s.Start()
+	// (Two hours back: the test may cross an interval boundary.)
+	from := time.Now().UTC().Add(-2 * time.Hour).Format(time.RFC3339)
+	to_ := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	req = s.poolRawRequest(t, http.MethodGet, "/poolusagemetrics?api-version=2023-05-01.17.0&starttime="+from+"&endtime="+to_, nil)
+	poolSign(t, req, "")
+	resp = poolDo(t, req)
+	body.Value = nil
+	total := 0.0
+	if resp.Status != http.StatusOK || json.Unmarshal(resp.Body, &body) != nil || len(body.Value) == 0 {
+		t.Fatalf("pool usage metrics after the node left and a restart: %d %s", resp.Status, resp.Body)
+	}
+	for _, v := range body.Value {
+		if v.PoolID != "lg" || v.VMSize != "standard_d2s_v3" {
+			t.Fatalf("usage metrics entry: %+v", v)
+		}
+		total += v.TotalCoreHours
+	}
+	if total < m.TotalCoreHours {
+		t.Fatalf("core hours after the node left and a restart: %v, before %v", total, m.TotalCoreHours)
+	}
 }
 
 const opsSSHKey1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln0000000000000000000000000000000000000001 first@kiln"
