@@ -107,23 +107,32 @@ func (p *Provider) Start(ctx context.Context, n provider.NodeSpec) error {
 	return nil
 }
 
+// forget drops the node's process handle and returns its agent's pid: the
+// process this provider started, or one an earlier server process started
+// (from agent.pid, if it is still that node's agent); 0 when none.
+func (p *Provider) forget(nodeID, root string) int {
+	p.mu.Lock()
+	proc := p.proc[nodeID]
+	delete(p.proc, nodeID)
+	p.mu.Unlock()
+	if proc != nil {
+		return proc.Pid
+	}
+	b, err := os.ReadFile(filepath.Join(root, "agent.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid > 0 && !isAgent(pid, root) {
+		return 0
+	}
+	return pid
+}
+
 // Stop ends the node's agent (if still alive) and removes its root directory.
 func (p *Provider) Stop(ctx context.Context, n provider.NodeSpec) error {
 	root := p.RootDir(n.NodeID)
-	p.mu.Lock()
-	proc := p.proc[n.NodeID]
-	delete(p.proc, n.NodeID)
-	p.mu.Unlock()
-	pid := 0
-	if proc != nil {
-		pid = proc.Pid
-	} else if b, err := os.ReadFile(filepath.Join(root, "agent.pid")); err == nil {
-		// An agent started by an earlier server process.
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid > 0 && !isAgent(pid, root) {
-			pid = 0
-		}
-	}
+	pid := p.forget(n.NodeID, root)
 	if pid > 0 {
 		// The agent was asked to shut down; give it a moment, then kill its
 		// whole session (its tasks run in their own process groups, which
