@@ -14,11 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbatch/kiln/internal/agent"
+	"github.com/kilnbatch/kiln/internal/tlspin"
 )
 
 func newAgentCommand() *cobra.Command {
 	var cfg agent.Config
-	var logLevel string
+	var logLevel, fingerprint string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the compute node agent (started by node providers, or by hand on a node)",
@@ -32,6 +33,13 @@ node's files to the server. The join token comes from --token or KILN_AGENT_TOKE
 			}
 			if cfg.ServerURL == "" || cfg.NodeID == "" || cfg.RootDir == "" {
 				return errors.New("kiln agent needs --server, --node-id and --root-dir")
+			}
+			if fingerprint != "" {
+				hc, err := tlspin.HTTPClient(cfg.ServerURL, fingerprint)
+				if err != nil {
+					return fmt.Errorf("--server-fingerprint: %w", err)
+				}
+				cfg.HTTPClient = hc
 			}
 			var level slog.Level
 			_ = level.UnmarshalText([]byte(logLevel))
@@ -58,6 +66,7 @@ node's files to the server. The join token comes from --token or KILN_AGENT_TOKE
 	f.StringVar(&cfg.RootDir, "root-dir", "", "node root directory (AZ_BATCH_NODE_ROOT_DIR)")
 	f.StringVar(&cfg.Listen, "listen", agent.ListenDefault, "file server listen address")
 	f.DurationVar(&cfg.OrphanTimeout, "orphan-timeout", 0, "exit after this long without reaching the server (0: never)")
+	f.StringVar(&fingerprint, "server-fingerprint", os.Getenv("KILN_SERVER_FINGERPRINT"), "trust the server's HTTPS certificate by its SHA-256 fingerprint (SHA256:<hex>, printed by kiln server) instead of a certificate authority (env KILN_SERVER_FINGERPRINT)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
 	_ = time.Second
 	return cmd

@@ -22,6 +22,7 @@ func newServerCommand() *cobra.Command {
 		addr, publicURL, logLevel string
 		providerName, pprofAddr   string
 		storageURL                string
+		tlsCert, tlsKey, tlsMode  string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
 		autoScaleMin, sampleEvery time.Duration
@@ -56,10 +57,19 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 				AgentOrphanTimeout: orphanTimeout,
 				Provider:           providerName,
 				Storage:            storageURL,
+				TLSCert:            tlsCert,
+				TLSKey:             tlsKey,
 				Logger:             logger,
 
 				AutoScaleMinInterval:  autoScaleMin,
 				MetricsSampleInterval: sampleEvery,
+			}
+			switch tlsMode {
+			case "", "off", "false":
+			case "auto", "true", "on":
+				cfg.TLSAuto = true
+			default:
+				return fmt.Errorf("--tls: %q is not auto or off", tlsMode)
 			}
 			spotCfg, err := spot.config()
 			if err != nil {
@@ -86,6 +96,9 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 			fmt.Fprintf(out, "Kiln server listening on %s\n", srv.URL())
 			fmt.Fprintf(out, "  account name: %s\n", srv.Creds.AccountName)
 			fmt.Fprintf(out, "  account key:  %s\n", srv.Creds.AccountKey)
+			if srv.Fingerprint != "" {
+				fmt.Fprintf(out, "  certificate:  %s\n", srv.Fingerprint)
+			}
 			fmt.Fprintf(out, "  data dir:     %s\n", cfg.DataDir)
 			fmt.Fprintf(out, "  storage:      %s/storage (bucket %s)\n", srv.URL(), srv.StorageBucket())
 			fmt.Fprintf(out, "Credentials written to %s; other kiln commands find them there.\n", cfg.DataDir+"/"+server.CredentialsFile)
@@ -99,6 +112,10 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", envOr("KILN_ADDR", server.AddrDefault), "listen address HOST:PORT (env KILN_ADDR)")
 	f.StringVar(&publicURL, "public-url", os.Getenv("KILN_PUBLIC_URL"), "URL clients and agents use to reach this server, if not http://<addr> (env KILN_PUBLIC_URL)")
+	f.StringVar(&tlsCert, "tls-cert", os.Getenv("KILN_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) file; needs --tls-key (env KILN_TLS_CERT)")
+	f.StringVar(&tlsKey, "tls-key", os.Getenv("KILN_TLS_KEY"), "PEM private key of --tls-cert (env KILN_TLS_KEY)")
+	f.StringVar(&tlsMode, "tls", envOr("KILN_TLS", "off"), "off: plain HTTP; auto: HTTPS with a self-signed certificate generated into the data directory on first start and reused (its fingerprint is printed and written to credentials.json); ignored with --tls-cert")
+	f.Lookup("tls").NoOptDefVal = "auto"
 	f.StringVar(&logLevel, "log-level", envOr("KILN_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	f.DurationVar(&heartbeat, "heartbeat-interval", 0, "longest wait of an agent's long poll (default 10s)")
 	f.DurationVar(&nodeTimeout, "node-timeout", 0, "silence after which a node is marked unusable and its tasks requeued (default 45s)")

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/kilnbatch/kiln/internal/storage"
 	"github.com/kilnbatch/kiln/internal/store"
 	"github.com/kilnbatch/kiln/internal/store/sqlite"
+	"github.com/kilnbatch/kiln/internal/tlspin"
 	"github.com/kilnbatch/kiln/sharedkey"
 )
 
@@ -68,6 +70,12 @@ type Config struct {
 	// Spot simulates the preemption of low-priority nodes (none by
 	// default; see service.SpotConfig).
 	Spot service.SpotConfig
+	// TLSCert and TLSKey are PEM files: the server serves HTTPS with them.
+	// TLSAuto without them serves HTTPS with a self-signed certificate
+	// generated into DataDir on first start (tlspin.CertFile, KeyFile) and
+	// reused after. Neither: plain HTTP.
+	TLSCert, TLSKey string
+	TLSAuto         bool
 }
 
 // Credentials are what a client needs; the server writes them to
@@ -76,6 +84,9 @@ type Credentials struct {
 	URL         string `json:"url"`
 	AccountName string `json:"accountName"`
 	AccountKey  string `json:"accountKey"`
+	// ServerFingerprint pins the server's self-signed certificate
+	// ("SHA256:<hex>"); empty for plain HTTP and for a --tls-cert.
+	ServerFingerprint string `json:"serverFingerprint,omitempty"`
 }
 
 // CredentialsFile is the name of the credentials file in the data directory.
@@ -89,6 +100,9 @@ type Server struct {
 	svc   *service.Service
 	close func() error
 	Creds Credentials
+	// Fingerprint is the SHA-256 fingerprint of the server's certificate
+	// ("SHA256:<hex>"), empty for plain HTTP.
+	Fingerprint string
 }
 
 // Start opens the store, adopts existing nodes, and starts serving.
@@ -109,9 +123,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	tlsCfg, fingerprint, selfSigned, err := serverTLS(cfg, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	baseURL := cfg.PublicURL
 	if baseURL == "" {
-		baseURL = "http://" + ln.Addr().String()
+		scheme := "http://"
+		if tlsCfg != nil {
+			scheme = "https://"
+		}
+		baseURL = scheme + ln.Addr().String()
 	}
 	baseURL = strings.TrimRight(baseURL, "/")
 
@@ -120,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	prov, err := newProvider(cfg)
+	prov, err := newProvider(cfg, fingerprint)
 	if err != nil {
 		st.Close()
 		ln.Close()
@@ -176,13 +199,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	links.setSigner(signer)
 	s := &Server{cfg: cfg, ln: ln, svc: svc}
 	s.Creds = Credentials{URL: baseURL, AccountName: acct.Name, AccountKey: acct.PrimaryKey}
+	s.Fingerprint = fingerprint
+	if selfSigned {
+		s.Creds.ServerFingerprint = fingerprint
+	}
 	if err := writeCredentials(cfg.DataDir, s.Creds); err != nil {
 		closeAll()
 		return nil, err
 	}
 	handler := api.New(api.Config{Ops: svc, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.Handler(signer),
 		Applications: apps, Logger: cfg.Logger})
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsCfg}
 	s.close = func() error {
 		err := st.Close()
 		if cerr := blobs.Close(); err == nil {
@@ -192,7 +219,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	svc.Start()
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if tlsCfg != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("http server", "err", err)
 		}
 	}()
@@ -200,10 +231,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // newProvider builds the node provider cfg.Provider names.
-func newProvider(cfg Config) (provider.Provider, error) {
+func newProvider(cfg Config, fingerprint string) (provider.Provider, error) {
 	switch cfg.Provider {
 	case "", "local":
-		return local.New(local.Config{NodesDir: filepath.Join(cfg.DataDir, "nodes"), OrphanTimeout: cfg.AgentOrphanTimeout, Logger: cfg.Logger})
+		return local.New(local.Config{NodesDir: filepath.Join(cfg.DataDir, "nodes"), OrphanTimeout: cfg.AgentOrphanTimeout,
+			ServerFingerprint: fingerprint, Logger: cfg.Logger})
 	case "sim":
 		return sim.New(filepath.Join(cfg.DataDir, sim.DirName))
 	}
@@ -260,4 +292,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// serverTLS is the TLS configuration cfg asks for (nil: plain HTTP), the
+// fingerprint of its certificate, and whether that certificate is the
+// generated self-signed one.
+func serverTLS(cfg Config, addr net.Addr) (*tls.Config, string, bool, error) {
+	var cert tls.Certificate
+	var err error
+	selfSigned := false
+	switch {
+	case cfg.TLSCert != "" || cfg.TLSKey != "":
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, "", false, errors.New("server: --tls-cert and --tls-key go together")
+		}
+		if cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, "", false, fmt.Errorf("server: load TLS certificate: %w", err)
+		}
+	case cfg.TLSAuto:
+		var hosts []string
+		if cfg.PublicURL != "" {
+			hosts = append(hosts, tlspin.HostOf(cfg.PublicURL))
+		}
+		if h, _, err := net.SplitHostPort(addr.String()); err == nil {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+				hosts = append(hosts, h)
+			}
+		}
+		if cert, err = tlspin.EnsureSelfSigned(cfg.DataDir, hosts); err != nil {
+			return nil, "", false, fmt.Errorf("server: self-signed certificate: %w", err)
+		}
+		selfSigned = true
+	default:
+		return nil, "", false, nil
+	}
+	if len(cert.Certificate) == 0 {
+		return nil, "", false, errors.New("server: the TLS certificate file holds no certificate")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		tlspin.Fingerprint(cert.Certificate[0]), selfSigned, nil
 }

@@ -34,7 +34,11 @@ type Config struct {
 	Executable string
 	// OrphanTimeout is passed to agents (default OrphanTimeoutDefault).
 	OrphanTimeout time.Duration
-	Logger        *slog.Logger
+	// ServerFingerprint, when the server serves HTTPS, is its certificate's
+	// fingerprint: agents pin it (--server-fingerprint), so they trust a
+	// self-signed certificate, or one from a private authority, at once.
+	ServerFingerprint string
+	Logger            *slog.Logger
 }
 
 // Provider starts nodes as local agent processes.
@@ -89,6 +93,9 @@ func (p *Provider) Start(ctx context.Context, n provider.NodeSpec) error {
 		"--root-dir", root,
 		"--orphan-timeout", p.cfg.OrphanTimeout.String(),
 	)
+	if p.cfg.ServerFingerprint != "" {
+		cmd.Args = append(cmd.Args, "--server-fingerprint", p.cfg.ServerFingerprint)
+	}
 	// The token travels in the environment, not on the command line where
 	// every user of the machine could read it.
 	cmd.Env = append(os.Environ(), "KILN_AGENT_TOKEN="+n.Token)
