@@ -6,6 +6,7 @@ package batchclient
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/kilnbatch/kiln/internal/tlspin"
 	"github.com/kilnbatch/kiln/sharedkey"
 )
 
@@ -84,4 +86,23 @@ func (placeholderCredential) GetToken(context.Context, policy.TokenRequestOption
 		Token:     "kiln-sharedkey-placeholder",
 		ExpiresOn: time.Now().AddDate(100, 0, 0),
 	}, nil
+}
+
+// PinnedTransport returns an HTTP client for ClientOptions.Transport that
+// trusts the Kiln server at endpoint by its certificate's SHA-256
+// fingerprint ("SHA256:<hex>", as `kiln server --tls` prints it and writes
+// to credentials.json as serverFingerprint) instead of by a certificate
+// authority: the way to reach a server with a self-signed certificate.
+// Connections to other hosts are verified as usual. A server whose
+// certificate has another fingerprint fails the request with an error
+// that says so.
+//
+//	hc, err := batchclient.PinnedTransport(url, fingerprint)
+//	client, err := batchclient.New(url, account, key, &azbatch.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
+func PinnedTransport(endpoint, fingerprint string) (*http.Client, error) {
+	hc, err := tlspin.HTTPClient(endpoint, fingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("batchclient: %w", err)
+	}
+	return hc, nil
 }

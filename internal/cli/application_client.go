@@ -70,8 +70,12 @@ func (o *globalOptions) mgmtClient() (*mgmtClient, error) {
 	}
 	o.resolved = c // run() then explains an unreachable server
 	do := http.DefaultClient.Do
-	if o.transport != nil {
-		do = o.transport.Do
+	tr, err := o.httpTransport(c)
+	if err != nil {
+		return nil, err
+	}
+	if tr != nil {
+		do = tr.Do
 	}
 	return &mgmtClient{baseURL: c.URL, account: c.AccountName, key: key, do: do}, nil
 }

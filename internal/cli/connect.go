@@ -15,6 +15,7 @@ import (
 
 	"github.com/kilnbatch/kiln/batchclient"
 	"github.com/kilnbatch/kiln/internal/cli/output"
+	"github.com/kilnbatch/kiln/internal/tlspin"
 )
 
 // CredentialsFileName is the file, inside the data directory, where
@@ -27,6 +28,7 @@ const (
 	EnvURL              = "KILN_URL"
 	EnvAccountName      = "KILN_ACCOUNT_NAME"
 	EnvAccountKey       = "KILN_ACCOUNT_KEY"
+	EnvFingerprint      = "KILN_SERVER_FINGERPRINT"
 	EnvDataDir          = "KILN_DATA_DIR"
 	EnvAzureEndpoint    = "AZURE_BATCH_ENDPOINT"
 	EnvAzureAccount     = "AZURE_BATCH_ACCOUNT"
@@ -41,6 +43,9 @@ type Credentials struct {
 	URL         string `json:"url"`
 	AccountName string `json:"accountName"`
 	AccountKey  string `json:"accountKey"` // base64, as Azure Batch account keys are
+	// ServerFingerprint pins the server's HTTPS certificate ("SHA256:<hex>"),
+	// for a self-signed one; written by `kiln server --tls`.
+	ServerFingerprint string `json:"serverFingerprint,omitempty"`
 }
 
 // DefaultDataDir is Kiln's data directory when neither --data-dir nor
@@ -136,6 +141,7 @@ func ReadCredentials(dataDir string) (Credentials, error) {
 // Every AddClientCommands call gets its own, so tests can build many roots.
 type globalOptions struct {
 	url, accountName, accountKey, dataDir string
+	fingerprint                           string
 	output                                string
 
 	getenv func(string) string
@@ -151,6 +157,7 @@ func (o *globalOptions) addFlags(root *cobra.Command) {
 	f.StringVar(&o.accountName, "account-name", "", "Batch account name (env "+EnvAccountName+" or "+EnvAzureAccount+")")
 	f.StringVar(&o.accountKey, "account-key", "", "Batch account key, base64 (env "+EnvAccountKey+" or "+EnvAzureAccessKey+")")
 	f.StringVar(&o.dataDir, "data-dir", "", "Kiln data directory (env "+EnvDataDir+"; default $XDG_DATA_HOME/kiln or ~/.local/share/kiln)")
+	f.StringVar(&o.fingerprint, "server-fingerprint", "", "trust the server's HTTPS certificate by its SHA-256 fingerprint, SHA256:<hex> (env "+EnvFingerprint+"; default: from <data-dir>/"+CredentialsFileName+" for the same server)")
 	f.StringVarP(&o.output, "output", "o", string(output.FormatDefault), "output format: table or json")
 }
 
@@ -178,10 +185,12 @@ func (o *globalOptions) credentials() (Credentials, error) {
 		URL:         first(o.url, getenv(EnvURL), getenv(EnvAzureEndpoint)),
 		AccountName: first(o.accountName, getenv(EnvAccountName), getenv(EnvAzureAccount)),
 		AccountKey:  first(o.accountKey, getenv(EnvAccountKey), getenv(EnvAzureAccessKey)),
+
+		ServerFingerprint: first(o.fingerprint, getenv(EnvFingerprint)),
 	}
 	var fileErr error
 	var path string
-	if c.URL == "" || c.AccountName == "" || c.AccountKey == "" {
+	if c.URL == "" || c.AccountName == "" || c.AccountKey == "" || c.ServerFingerprint == "" {
 		dir := resolveDataDir(o.dataDir, getenv)
 		path = CredentialsPath(dir)
 		fc, err := ReadCredentials(dir)
@@ -196,6 +205,7 @@ func (o *globalOptions) credentials() (Credentials, error) {
 			if sameServer {
 				c.AccountName = first(c.AccountName, fc.AccountName)
 				c.AccountKey = first(c.AccountKey, fc.AccountKey)
+				c.ServerFingerprint = first(c.ServerFingerprint, fc.ServerFingerprint)
 			}
 		}
 	}
@@ -251,12 +261,32 @@ func (o *globalOptions) client() (*azbatch.Client, error) {
 	// batchclient allows plain HTTP and sets short retry delays suited to a
 	// local server, so a stopped server fails fast.
 	opts := &azbatch.ClientOptions{}
-	if o.transport != nil {
-		opts.Transport = o.transport
+	tr, err := o.httpTransport(c)
+	if err != nil {
+		return nil, err
+	}
+	if tr != nil {
+		opts.Transport = tr
 	}
 	cl, err := batchclient.New(c.URL, c.AccountName, c.AccountKey, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c.URL, err)
 	}
 	return cl, nil
+}
+
+// httpTransport is the HTTP client for c: the test transport if set, else
+// one pinned to c.ServerFingerprint if there is one, else nil (the default).
+func (o *globalOptions) httpTransport(c Credentials) (policy.Transporter, error) {
+	if o.transport != nil {
+		return o.transport, nil
+	}
+	if c.ServerFingerprint == "" {
+		return nil, nil
+	}
+	hc, err := tlspin.HTTPClient(c.URL, c.ServerFingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("--server-fingerprint: %w", err)
+	}
+	return hc, nil
 }

@@ -80,6 +80,9 @@ func (s *storageOptions) command() *cobra.Command {
 type storageTarget struct {
 	baseURL string // e.g. http://127.0.0.1:8080/storage, no trailing slash
 	cred    *azblob.SharedKeyCredential
+	// serverURL and fingerprint pin the server's certificate (see
+	// Credentials.ServerFingerprint).
+	serverURL, fingerprint string
 }
 
 // target resolves the credentials and the storage base URL: --storage-url,
@@ -93,7 +96,7 @@ func (s *storageOptions) target() (storageTarget, error) {
 	if err != nil {
 		return storageTarget{}, fmt.Errorf("account key for %s: %w", c.AccountName, err)
 	}
-	return storageTarget{baseURL: s.baseURL(c), cred: cred}, nil
+	return storageTarget{baseURL: s.baseURL(c), cred: cred, serverURL: c.URL, fingerprint: c.ServerFingerprint}, nil
 }
 
 func (s *storageOptions) baseURL(c Credentials) string {
@@ -123,8 +126,12 @@ func (s *storageOptions) client() (*azblob.Client, storageTarget, error) {
 	opts.Retry.MaxRetries = 3
 	opts.Retry.RetryDelay = 200 * time.Millisecond
 	opts.Retry.MaxRetryDelay = 2 * time.Second
-	if s.g.transport != nil {
-		opts.Transport = s.g.transport
+	tr, err := s.g.httpTransport(Credentials{URL: t.serverURL, ServerFingerprint: t.fingerprint})
+	if err != nil {
+		return nil, t, err
+	}
+	if tr != nil {
+		opts.Transport = tr
 	}
 	cl, err := azblob.NewClientWithNoCredential(t.baseURL, opts)
 	if err != nil {
