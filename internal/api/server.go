@@ -186,6 +186,10 @@ func (s *server) routes() {
 	// Spot preemption on demand (Kiln's own route, spot.go).
 	h("POST /kiln/pools/{poolId}/preempt", s.poolPreempt)
 
+	// Account keys (Kiln's own routes, account_keys.go).
+	h("GET /kiln/account/keys", s.accountKeysList)
+	h("POST /kiln/account/keys/regenerate", s.accountKeyRegenerate)
+
 	// Azure operations Kiln does not implement yet (501 NotImplemented).
 	// Certificate paths with parentheses are handled in s.fallback.
 	for pattern, op := range notImplemented {
