@@ -25,7 +25,7 @@ func NewRoot() *cobra.Command {
 	}
 	o := &globalOptions{}
 	addClientCommands(root, o)
-	root.AddCommand(newStorageCommand(o), newApplicationCommand(o))
+	root.AddCommand(newStorageCommand(o), newApplicationCommand(o), newAccountCommand(o))
 	root.AddCommand(newServerCommand(), newAgentCommand(), newBenchCommand())
 	return root
 }

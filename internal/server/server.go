@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kilnbatch/kiln/internal/api"
@@ -94,12 +95,13 @@ const CredentialsFile = "credentials.json"
 
 // Server is a running control plane.
 type Server struct {
-	cfg   Config
-	ln    net.Listener
-	http  *http.Server
-	svc   *service.Service
-	close func() error
-	Creds Credentials
+	cfg    Config
+	ln     net.Listener
+	http   *http.Server
+	svc    *service.Service
+	close  func() error
+	Creds  Credentials
+	credMu sync.Mutex // serializes credentials.json rewrites
 	// Fingerprint is the SHA-256 fingerprint of the server's certificate
 	// ("SHA256:<hex>"), empty for plain HTTP.
 	Fingerprint string
@@ -207,7 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closeAll()
 		return nil, err
 	}
-	handler := api.New(api.Config{Ops: svc, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.Handler(signer),
+	handler := api.New(api.Config{Ops: serverOps{Service: svc, srv: s}, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.Handler(signer),
 		Applications: apps, Logger: cfg.Logger})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsCfg}
 	s.close = func() error {
@@ -331,4 +333,31 @@ func serverTLS(cfg Config, addr net.Addr) (*tls.Config, string, bool, error) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		tlspin.Fingerprint(cert.Certificate[0]), selfSigned, nil
+}
+
+// serverOps is the service as the API sees it, with the server's part of
+// key regeneration: credentials.json follows a new primary key.
+type serverOps struct {
+	*service.Service
+	srv *Server
+}
+
+func (o serverOps) RegenerateAccountKey(ctx context.Context, name, keyName string) (store.Account, bool, error) {
+	a, persisted, err := o.Service.RegenerateAccountKey(ctx, name, keyName)
+	if err != nil {
+		return a, persisted, err
+	}
+	s := o.srv
+	s.credMu.Lock()
+	defer s.credMu.Unlock()
+	if strings.EqualFold(a.Name, s.Creds.AccountName) && a.PrimaryKey != s.Creds.AccountKey {
+		c := s.Creds
+		c.AccountKey = a.PrimaryKey
+		if err := writeCredentials(s.cfg.DataDir, c); err != nil {
+			s.cfg.Logger.Error("rewrite credentials after key regeneration", "err", err)
+		} else {
+			s.Creds = c
+		}
+	}
+	return a, persisted, nil
 }
