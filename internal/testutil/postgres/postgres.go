@@ -100,9 +100,9 @@ func (s *Server) NewDatabase(t testing.TB) string {
 		t.Fatalf("postgres: connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	// FILE_COPY copies template1's files instead of WAL-logging every page:
-	// much faster with fsync off.
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" STRATEGY FILE_COPY"); err != nil {
+	// The default strategy (WAL_LOG since PostgreSQL 15) is twice as fast
+	// here as FILE_COPY, whose checkpoints dominate with fsync off.
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("postgres: create database: %v", err)
 	}
 	t.Cleanup(func() {
