@@ -14,6 +14,7 @@ var _ storetest.Migrator = (*postgres.Store)(nil)
 // TestStore runs the conformance suite against one PostgreSQL server, each
 // subtest with a database of its own.
 func TestStore(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.StartServer(t)
 	storetest.Exercise(t, func(t *testing.T) store.Store {
 		s, err := postgres.Open(t.Context(), srv.NewDatabase(t))
