@@ -102,6 +102,7 @@ type Server struct {
 	close  func() error
 	Creds  Credentials
 	credMu sync.Mutex // serializes credentials.json rewrites
+	links  *storageLinks
 	// Fingerprint is the SHA-256 fingerprint of the server's certificate
 	// ("SHA256:<hex>"), empty for plain HTTP.
 	Fingerprint string
@@ -197,9 +198,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closeAll()
 		return nil, fmt.Errorf("account key: %w", err)
 	}
-	signer := storage.Signer{Account: acct.Name, Key: key}
+	acctName := acct.Name
+	signer := storage.Signer{Account: acct.Name, Key: key, Keys: func() [][]byte {
+		k, _ := svc.AccountKeys(acctName)
+		return k
+	}}
 	links.setSigner(signer)
-	s := &Server{cfg: cfg, ln: ln, svc: svc}
+	s := &Server{cfg: cfg, ln: ln, svc: svc, links: links}
 	s.Creds = Credentials{URL: baseURL, AccountName: acct.Name, AccountKey: acct.PrimaryKey}
 	s.Fingerprint = fingerprint
 	if selfSigned {
@@ -351,6 +356,12 @@ func (o serverOps) RegenerateAccountKey(ctx context.Context, name, keyName strin
 	s.credMu.Lock()
 	defer s.credMu.Unlock()
 	if strings.EqualFold(a.Name, s.Creds.AccountName) && a.PrimaryKey != s.Creds.AccountKey {
+		// Storage SAS are signed with the primary key: sign with the new one.
+		if key, err := sharedkey.DecodeKey(a.PrimaryKey); err == nil {
+			sg := s.links.get()
+			sg.Key = key
+			s.links.setSigner(sg)
+		}
 		c := s.Creds
 		c.AccountKey = a.PrimaryKey
 		if err := writeCredentials(s.cfg.DataDir, c); err != nil {

@@ -90,6 +90,11 @@ const oldestSASVersion = "2015-04-05"
 type Signer struct {
 	Account string
 	Key     []byte // the account key, decoded from base64
+	// Keys, when set, returns the account's current keys (primary and
+	// secondary, decoded): a SAS signed with any of them verifies, as in
+	// Azure, and one signed with a regenerated key no longer does. Nil:
+	// only Key verifies.
+	Keys func() [][]byte
 }
 
 func (s Signer) credential() *azblob.SharedKeyCredential {
@@ -229,10 +234,24 @@ func (s Signer) verify(q url.Values, container, blob string, now time.Time) (Per
 		}
 		toSign = serviceStringToSign(q, canonical)
 	}
-	mac := hmac.New(sha256.New, s.Key)
-	mac.Write([]byte(toSign))
-	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	if !hmac.Equal([]byte(want), []byte(sig)) {
+	keys := [][]byte{s.Key}
+	if s.Keys != nil {
+		keys = s.Keys()
+	}
+	matched := false
+	for _, k := range keys {
+		if len(k) == 0 {
+			continue
+		}
+		mac := hmac.New(sha256.New, k)
+		mac.Write([]byte(toSign))
+		want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+		if hmac.Equal([]byte(want), []byte(sig)) {
+			matched = true
+			break
+		}
+	}
+	if !matched {
 		return 0, fmt.Errorf("%w: signature did not match (for another resource, account or key, or altered)", ErrAuthenticationFailed)
 	}
 

@@ -340,6 +340,11 @@ func TestAccountKeyRegeneration(t *testing.T) {
 		t.Fatalf("pool list with rewritten credentials: %v\n%s", err, out)
 	}
 
+	// Kiln storage verifies SAS signed with the new primary key.
+	if out, err := runKiln(t, "storage", "container", "create", "afterregen", "--data-dir", s.DataDir); err != nil {
+		t.Fatalf("storage with the new primary key: %v\n%s", err, out)
+	}
+
 	// Regenerating the secondary (signed with it) retires it too.
 	out, err = runKiln(t, "account", "keys", "regenerate", "secondary", "--url", s.URL, "--account-name", testAccount,
 		"--account-key", keys.Secondary, "--data-dir", t.TempDir(), "-o", "json")
