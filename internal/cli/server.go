@@ -111,7 +111,7 @@ from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", envOr("KILN_ADDR", server.AddrDefault), "listen address HOST:PORT (env KILN_ADDR)")
-	f.StringVar(&publicURL, "public-url", os.Getenv("KILN_PUBLIC_URL"), "URL clients and agents use to reach this server, if not http://<addr> (env KILN_PUBLIC_URL)")
+	f.StringVar(&publicURL, "public-url", os.Getenv("KILN_PUBLIC_URL"), "URL clients and agents use to reach this server, if not http://<addr> (https://<addr> with TLS) (env KILN_PUBLIC_URL)")
 	f.StringVar(&tlsCert, "tls-cert", os.Getenv("KILN_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) file; needs --tls-key (env KILN_TLS_CERT)")
 	f.StringVar(&tlsKey, "tls-key", os.Getenv("KILN_TLS_KEY"), "PEM private key of --tls-cert (env KILN_TLS_KEY)")
 	f.StringVar(&tlsMode, "tls", envOr("KILN_TLS", "off"), "off: plain HTTP; auto: HTTPS with a self-signed certificate generated into the data directory on first start and reused (its fingerprint is printed and written to credentials.json); ignored with --tls-cert")
