@@ -37,7 +37,12 @@ With no flags it listens on 127.0.0.1:8080, keeps its state in SQLite in the dat
 directory ($KILN_DATA_DIR, default ~/.local/share/kiln), and runs compute nodes as
 local 'kiln agent' processes. On first start it creates an account (name and key
 from KILN_ACCOUNT_NAME / KILN_ACCOUNT_KEY, or generated), prints it, and writes
-<data-dir>/credentials.json, which the other kiln commands read.`,
+<data-dir>/credentials.json, which the other kiln commands read.
+
+It serves plain HTTP unless given --tls-cert and --tls-key (HTTPS with that
+certificate) or --tls (HTTPS with a self-signed certificate generated into the
+data directory on first start and reused after; its SHA-256 fingerprint is
+printed and written to credentials.json, where clients find it to pin it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dataFlag, _ := cmd.Flags().GetString("data-dir")

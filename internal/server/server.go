@@ -131,6 +131,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	if tlsCfg != nil && strings.HasPrefix(strings.ToLower(cfg.PublicURL), "http://") {
+		ln.Close()
+		return nil, fmt.Errorf("server: --public-url %s is http:// but the server serves HTTPS", cfg.PublicURL)
+	}
 	baseURL := cfg.PublicURL
 	if baseURL == "" {
 		scheme := "http://"
