@@ -28,7 +28,7 @@ func main() {
 		home, _ := os.UserHomeDir()
 		dataDir = filepath.Join(home, ".local", "share", "kiln")
 	}
-	var creds struct{ URL, AccountName, AccountKey string }
+	var creds struct{ URL, AccountName, AccountKey, ServerFingerprint string }
 	b, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
 	if err != nil {
 		log.Fatalf("no Kiln server credentials (start `kiln server` first): %v", err)
@@ -36,7 +36,17 @@ func main() {
 	if err := json.Unmarshal(b, &creds); err != nil {
 		log.Fatal(err)
 	}
-	client, err := batchclient.New(creds.URL, creds.AccountName, creds.AccountKey, nil)
+	// A server started with --tls has a self-signed certificate: trust it
+	// by the fingerprint it wrote next to the key.
+	opts := &azbatch.ClientOptions{}
+	if creds.ServerFingerprint != "" {
+		hc, err := batchclient.PinnedTransport(creds.URL, creds.ServerFingerprint)
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts.Transport = hc
+	}
+	client, err := batchclient.New(creds.URL, creds.AccountName, creds.AccountKey, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
