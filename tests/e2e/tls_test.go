@@ -196,6 +196,14 @@ func TestTLSSelfSigned(t *testing.T) {
 		t.Fatalf("kiln pool list over HTTPS: %v\n%s", err, out)
 	}
 
+	// So do the storage and account commands (their own HTTP clients).
+	if out, err := runKiln(t, "storage", "container", "create", "overhttps", "--data-dir", dataDir); err != nil {
+		t.Fatalf("kiln storage over HTTPS: %v\n%s", err, out)
+	}
+	if out, err := runKiln(t, "account", "keys", "list", "--data-dir", dataDir); err != nil {
+		t.Fatalf("kiln account keys list over HTTPS: %v\n%s", err, out)
+	}
+
 	// A wrong fingerprint fails, clearly.
 	wrong := "SHA256:" + strings.Repeat("ab", 32)
 	hc, err := batchclient.PinnedTransport(s.URL, wrong)
