@@ -22,6 +22,7 @@ func newServerCommand() *cobra.Command {
 		addr, publicURL, logLevel string
 		providerName, pprofAddr   string
 		storageURL                string
+		storeURL                  string
 		tlsCert, tlsKey, tlsMode  string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
@@ -62,6 +63,7 @@ printed and written to credentials.json, where clients find it to pin it).`,
 				AgentOrphanTimeout: orphanTimeout,
 				Provider:           providerName,
 				Storage:            storageURL,
+				Store:              storeURL,
 				TLSCert:            tlsCert,
 				TLSKey:             tlsKey,
 				Logger:             logger,
@@ -126,6 +128,7 @@ printed and written to credentials.json, where clients find it to pin it).`,
 	f.DurationVar(&nodeTimeout, "node-timeout", 0, "silence after which a node is marked unusable and its tasks requeued (default 45s)")
 	f.DurationVar(&orphanTimeout, "agent-orphan-timeout", 0, "how long local agents keep running while the server is unreachable (default 10m)")
 	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
+	f.StringVar(&storeURL, "store", os.Getenv("KILN_STORE"), "where the record is kept: postgres://user@host/db (PostgreSQL) or a SQLite file path (default <data-dir>/kiln.db; env KILN_STORE)")
 	f.StringVar(&storageURL, "storage", os.Getenv("KILN_STORAGE"), "bucket of Kiln storage: file:///dir, s3://bucket?endpoint=...&use_path_style=true (any S3-compatible server) or azblob://container (default file://<data-dir>/storage; env KILN_STORAGE)")
 	f.DurationVar(&autoScaleMin, "autoscale-min-interval", 0, "shortest autoScaleEvaluationInterval accepted, for development and tests (default 5m, Azure's minimum)")
 	f.DurationVar(&sampleEvery, "metrics-sample-interval", 0, "how often pools are sampled for autoscale formulas, for development and tests (default 30s, as Azure)")

@@ -26,7 +26,6 @@ import (
 	"github.com/kilnbatch/kiln/internal/service"
 	"github.com/kilnbatch/kiln/internal/storage"
 	"github.com/kilnbatch/kiln/internal/store"
-	"github.com/kilnbatch/kiln/internal/store/sqlite"
 	"github.com/kilnbatch/kiln/internal/tlspin"
 	"github.com/kilnbatch/kiln/sharedkey"
 )
@@ -62,7 +61,10 @@ type Config struct {
 	// Storage is the bucket URL of Kiln storage (file://, s3:// or
 	// azblob://); empty: a file:// bucket in DataDir/storage.
 	Storage string
-	Logger  *slog.Logger
+	// Store is where the record is kept: empty (or a path) for SQLite in
+	// DataDir/kiln.db, or a postgres:// / postgresql:// DSN for PostgreSQL.
+	Store  string
+	Logger *slog.Logger
 	// AutoScaleMinInterval lowers the shortest autoScaleEvaluationInterval
 	// below Azure's 5 minutes, and MetricsSampleInterval the pool sampling
 	// period below 30s; both for development and tests (service defaults).
@@ -145,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	baseURL = strings.TrimRight(baseURL, "/")
 
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "kiln.db"))
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("open store: %w", err)

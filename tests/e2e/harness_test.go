@@ -117,7 +117,10 @@ func (s *Server) Start() {
 	}
 	logf.Close()
 	s.cmd = cmd
-	waitHealthy(s.t, s.URL)
+	if err := healthy(s.URL, cmd); err != nil {
+		b, _ := os.ReadFile(s.logPath)
+		s.t.Fatalf("%v; server log:\n%s", err, tail(string(b), 8000))
+	}
 }
 
 // Kill stops the server with SIGKILL (agents keep running).
@@ -166,18 +169,43 @@ func freeAddr(t testing.TB) string {
 
 func waitHealthy(t testing.TB, url string) {
 	t.Helper()
+	if err := healthy(url, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// healthy waits until the server at url answers /healthz, or its process
+// (when given) exits.
+func healthy(url string, cmd *exec.Cmd) error {
+	exited := make(chan struct{})
+	if cmd != nil {
+		go func() {
+			for cmd.ProcessState == nil {
+				if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+					close(exited)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("server at %s exited before it became healthy", url)
+		default:
+		}
 		resp, err := http.Get(url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("server at %s did not become healthy", url)
+	return fmt.Errorf("server at %s did not become healthy", url)
 }
 
 func tail(s string, n int) string {
