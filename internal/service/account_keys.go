@@ -13,13 +13,6 @@ import (
 // key; both verify requests (AccountKeys returns both), and either can be
 // regenerated while clients move to the other one.
 
-// accountKeyUpdater is what a store offers to persist regenerated keys.
-// store.Store has no such method yet; a store that implements it gets the
-// new keys written, others keep them in memory until the server restarts.
-type accountKeyUpdater interface {
-	AccountUpdate(ctx context.Context, a store.Account) error
-}
-
 // Account returns an account with its keys.
 func (s *Service) Account(name string) (store.Account, bool) {
 	s.mu.Lock()
@@ -33,9 +26,9 @@ func (s *Service) Account(name string) (store.Account, bool) {
 
 // RegenerateAccountKey replaces the account's primary or secondary key
 // (keyName "primary" or "secondary", case-insensitive) by a new random one
-// and returns the account. The old key stops verifying at once. persisted
-// is false when the store cannot record keys: the change then lasts until
-// the server restarts.
+// and returns the account. The old key stops verifying at once; the new
+// keys are in the store before this returns (persisted is always true; it
+// stays in the signature for the API's answer).
 func (s *Service) RegenerateAccountKey(ctx context.Context, name, keyName string) (acct store.Account, persisted bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -52,14 +45,10 @@ func (s *Service) RegenerateAccountKey(ctx context.Context, name, keyName string
 	default:
 		return store.Account{}, false, batch.InvalidProperty("keyName", keyName, "keyName must be primary or secondary.")
 	}
-	if u, ok := s.cfg.Store.(accountKeyUpdater); ok {
-		if err := u.AccountUpdate(context.WithoutCancel(ctx), a); err != nil {
-			return store.Account{}, false, err
-		}
-		persisted = true
-	} else {
-		s.log.Warn("the store cannot record account keys: the regenerated key lasts until the server restarts", "account", a.Name, "key", keyName)
+	if err := s.cfg.Store.AccountUpdate(context.WithoutCancel(ctx), a); err != nil {
+		return store.Account{}, false, err
 	}
+	persisted = true
 	// addAccountLocked builds a new keys slice: a request being verified
 	// with the old one is not disturbed.
 	if err := s.addAccountLocked(a); err != nil {

@@ -130,6 +130,9 @@ type Store interface {
 	AccountGet(ctx context.Context, name string) (Account, error)
 	AccountInsert(ctx context.Context, a Account) error // ErrExists
 	AccountList(ctx context.Context) ([]Account, error)
+	// AccountUpdate replaces the keys of the account a names (its creation
+	// time is kept); ErrNotFound when there is none.
+	AccountUpdate(ctx context.Context, a Account) error
 
 	// PoolInsert, JobInsert: ErrExists when the id is taken (case-insensitive,
 	// as Azure ids are).

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +55,19 @@ func (s *Store) AccountInsert(ctx context.Context, a store.Account) error {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4)
 		ON CONFLICT DO NOTHING`, a.Name, a.PrimaryKey, a.SecondaryKey, ct)
 	return insertResult(tag, err, "account", a.Name)
+}
+
+// AccountUpdate replaces the keys of the account a names.
+func (s *Store) AccountUpdate(ctx context.Context, a store.Account) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET primary_key = $1, secondary_key = $2 WHERE name_key = $3`,
+		a.PrimaryKey, a.SecondaryKey, fold(a.Name))
+	if err != nil {
+		return fmt.Errorf("postgres: account update: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("account", a.Name)
+	}
+	return nil
 }
 
 // AccountGet returns the account called name.

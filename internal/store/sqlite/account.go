@@ -23,6 +23,19 @@ func (s *Store) AccountInsert(ctx context.Context, a store.Account) error {
 	return insertResult(res, "account", a.Name)
 }
 
+// AccountUpdate replaces the keys of the account a names.
+func (s *Store) AccountUpdate(ctx context.Context, a store.Account) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE accounts SET primary_key = ?, secondary_key = ? WHERE name = ?`,
+		a.PrimaryKey, a.SecondaryKey, a.Name)
+	if err != nil {
+		return fmt.Errorf("sqlite: account update: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return notFound("account", a.Name)
+	}
+	return nil
+}
+
 // AccountGet returns the account called name.
 func (s *Store) AccountGet(ctx context.Context, name string) (store.Account, error) {
 	a, err := scanAccount(s.rs.accountGet.QueryRowContext(ctx, name))

@@ -53,6 +53,19 @@ func testAccount(t *testing.T, setup setupFunc) {
 		}
 	})
 
+	t.Run("UpdateKeys", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		want := acct("Acct1")
+		requireNoError(t, b.s.AccountInsert(b.ctx, want))
+		want.PrimaryKey, want.SecondaryKey = "bmV3LXByaW1hcnk=", "bmV3LXNlY29uZGFyeQ=="
+		requireNoError(t, b.s.AccountUpdate(b.ctx, store.Account{Name: "ACCT1", PrimaryKey: want.PrimaryKey, SecondaryKey: want.SecondaryKey}))
+		got, err := b.s.AccountGet(b.ctx, "acct1")
+		requireNoError(t, err)
+		requireAccount(t, got, want) // keys replaced, name and creation time kept
+		requireErrorIs(t, b.s.AccountUpdate(b.ctx, store.Account{Name: "nosuch"}), store.ErrNotFound)
+	})
+
 	t.Run("ErrExists", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
