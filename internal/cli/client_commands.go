@@ -43,6 +43,7 @@ func addClientCommands(root *cobra.Command, o *globalOptions) {
 		newPoolCommand(o),
 		newNodeCommand(o),
 		newJobCommand(o),
+		newJobScheduleCommand(o),
 		newTaskCommand(o),
 	)
 }
