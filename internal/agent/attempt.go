@@ -168,35 +168,47 @@ func (a *agent) runAttempt(at *attempt) {
 		"failure", ev.Failure, "timedOut", ev.TimedOut, "killed", ev.Killed)
 }
 
+// prepare readies an attempt's directories, splits its command line and
+// installs its application packages (the pool's were installed when the
+// node registered; asking again waits for an install still in progress and
+// retries one that failed). It returns the working directory and arguments,
+// or the completed event of an attempt that cannot run.
+func (a *agent) prepare(at *attempt) (wd string, args []string, fail *protocol.Event) {
+	as := at.as
+	end := func(ev protocol.Event) (string, []string, *protocol.Event) { return "", nil, &ev }
+	if at.dir == "" {
+		return end(failed(CategoryServerError, CodeTaskDirectoryInvalid,
+			fmt.Sprintf("task directory %q is not inside the node root", as.Dir)))
+	}
+	wd = filepath.Join(at.dir, "wd")
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		return end(failed(CategoryServerError, CodeTaskDirectoryCreationFailed, err.Error()))
+	}
+	args, err := cmdline.Split(as.CommandLine)
+	if err != nil {
+		return end(failed(CategoryUserError, CodeCommandLineInvalid, err.Error()))
+	}
+	if len(args) == 0 {
+		return end(failed(CategoryUserError, CodeCommandLineInvalid, "the command line is empty"))
+	}
+	if err := a.pkgs.installAll(at.ctx, slices.Concat(at.node.Packages, as.Packages)); err != nil {
+		if at.ctx.Err() != nil {
+			return end(protocol.Event{Killed: true})
+		}
+		return end(failedIn(protocol.PhasePreProcessing, err, CodeApplicationPackageError))
+	}
+	return wd, args, nil
+}
+
 // execute prepares and runs the attempt and returns its completed event
 // (without Kind and Seq). It emits the started event itself. The steps are
 // Azure's: application packages, then resource files (the task is
 // "preparing"), then the process, then its output files.
 func (a *agent) execute(at *attempt) protocol.Event {
 	as := at.as
-	if at.dir == "" {
-		return failed(CategoryServerError, CodeTaskDirectoryInvalid,
-			fmt.Sprintf("task directory %q is not inside the node root", as.Dir))
-	}
-	wd := filepath.Join(at.dir, "wd")
-	if err := os.MkdirAll(wd, 0o755); err != nil {
-		return failed(CategoryServerError, CodeTaskDirectoryCreationFailed, err.Error())
-	}
-	args, err := cmdline.Split(as.CommandLine)
-	if err != nil {
-		return failed(CategoryUserError, CodeCommandLineInvalid, err.Error())
-	}
-	if len(args) == 0 {
-		return failed(CategoryUserError, CodeCommandLineInvalid, "the command line is empty")
-	}
-	// The pool's packages were installed when the node registered; asking
-	// again waits for an install still in progress (a start task arriving
-	// with the registration) and retries one that failed.
-	if err := a.pkgs.installAll(at.ctx, slices.Concat(at.node.Packages, as.Packages)); err != nil {
-		if at.ctx.Err() != nil {
-			return protocol.Event{Killed: true}
-		}
-		return failedIn(protocol.PhasePreProcessing, err, CodeApplicationPackageError)
+	wd, args, fail := a.prepare(at)
+	if fail != nil {
+		return *fail
 	}
 	if err := downloadResourceFiles(at.ctx, a.client, wd, as.ResourceFiles); err != nil {
 		if at.ctx.Err() != nil {

@@ -3,16 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kilnbatch/kiln/internal/agent/taskrunner"
-	"github.com/kilnbatch/kiln/internal/cmdline"
 	"github.com/kilnbatch/kiln/internal/protocol"
 )
 
@@ -33,26 +29,9 @@ import (
 // process group until the attempt is killed.
 func (a *agent) executeSubtask(at *attempt) protocol.Event {
 	as := at.as
-	if at.dir == "" {
-		return failed(CategoryServerError, CodeTaskDirectoryInvalid,
-			fmt.Sprintf("task directory %q is not inside the node root", as.Dir))
-	}
-	wd := filepath.Join(at.dir, "wd")
-	if err := os.MkdirAll(wd, 0o755); err != nil {
-		return failed(CategoryServerError, CodeTaskDirectoryCreationFailed, err.Error())
-	}
-	args, err := cmdline.Split(as.CommandLine)
-	if err != nil {
-		return failed(CategoryUserError, CodeCommandLineInvalid, err.Error())
-	}
-	if len(args) == 0 {
-		return failed(CategoryUserError, CodeCommandLineInvalid, "the coordination command line is empty")
-	}
-	if err := a.pkgs.installAll(at.ctx, slices.Concat(at.node.Packages, as.Packages)); err != nil {
-		if at.ctx.Err() != nil {
-			return protocol.Event{Killed: true}
-		}
-		return failedIn(protocol.PhasePreProcessing, err, CodeApplicationPackageError)
+	wd, args, fail := a.prepare(at)
+	if fail != nil {
+		return *fail
 	}
 	// Common resource files go to the task directory, one above the
 	// working directory, where every instance finds them under the same
