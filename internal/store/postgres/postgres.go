@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,6 +46,9 @@ type Store struct {
 	pool       *pgxpool.Pool
 	db         *sql.DB // the pool seen through database/sql, for goose
 	migrations *goose.Provider
+	// fence is the epoch of the leader lease this store writes under (0:
+	// none, writes are not fenced; see lease.go).
+	fence atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -125,7 +129,12 @@ func (s *Store) Close() error {
 // TxAttemptsDefault times in all, so fn must start afresh on each call.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
+		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if err := s.checkFence(ctx, tx); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
 		if err == nil {
 			return nil
 		}

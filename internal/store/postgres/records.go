@@ -52,14 +52,14 @@ func (s *Store) AccountInsert(ctx context.Context, a store.Account) error {
 		n := a.CreationTime.UnixNano()
 		ct = &n
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4)
+	tag, err := s.exec(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4)
 		ON CONFLICT DO NOTHING`, a.Name, a.PrimaryKey, a.SecondaryKey, ct)
 	return insertResult(tag, err, "account", a.Name)
 }
 
 // AccountUpdate replaces the keys of the account a names.
 func (s *Store) AccountUpdate(ctx context.Context, a store.Account) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET primary_key = $1, secondary_key = $2 WHERE name_key = $3`,
+	tag, err := s.exec(ctx, `UPDATE accounts SET primary_key = $1, secondary_key = $2 WHERE name_key = $3`,
 		a.PrimaryKey, a.SecondaryKey, fold(a.Name))
 	if err != nil {
 		return fmt.Errorf("postgres: account update: %w", err)
@@ -93,7 +93,7 @@ func scanAccount(r pgx.Row) (store.Account, error) {
 
 // PoolInsert inserts p; store.ErrExists when its id is taken in the account.
 func (s *Store) PoolInsert(ctx context.Context, p store.Pool) error {
-	tag, err := s.pool.Exec(ctx, `INSERT INTO pools (`+poolCols+`) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+	tag, err := s.exec(ctx, `INSERT INTO pools (`+poolCols+`) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		p.Account, p.ID, p.Doc)
 	return insertResult(tag, err, "pool", p.Account, p.ID)
 }
@@ -144,7 +144,7 @@ func scanNode(r pgx.Row) (store.Node, error) {
 
 // JobInsert inserts j; store.ErrExists when its id is taken in the account.
 func (s *Store) JobInsert(ctx context.Context, j store.Job) error {
-	tag, err := s.pool.Exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+	tag, err := s.exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
 		j.Account, j.ID, j.PoolID, j.State, j.Priority, j.Doc)
 	return insertResult(tag, err, "job", j.Account, j.ID)
 }
@@ -171,7 +171,7 @@ func scanJob(r pgx.Row) (store.Job, error) {
 // JobScheduleInsert inserts js; store.ErrExists when its id is taken in the
 // account.
 func (s *Store) JobScheduleInsert(ctx context.Context, js store.JobSchedule) error {
-	tag, err := s.pool.Exec(ctx, `INSERT INTO job_schedules (`+scheduleCols+`) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+	tag, err := s.exec(ctx, `INSERT INTO job_schedules (`+scheduleCols+`) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
 		js.Account, js.ID, js.State, js.Doc)
 	return insertResult(tag, err, "job schedule", js.Account, js.ID)
 }
