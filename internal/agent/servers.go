@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/kilnbatch/kiln/internal/failover"
+	"github.com/kilnbatch/kiln/internal/tlspin"
+)
+
+// Several servers (high availability, docs/high-availability.md): the
+// agent's --server may list several server URLs, comma-separated. The agent
+// talks to one at a time through a failover.Transport: when the current
+// server cannot be reached it moves to the next, and sticks to the one that
+// answers. A follower forwards the agent's calls to the leader, so any
+// server that is up will do.
+
+// ServerHTTPClient is the agent's HTTP client for servers, a comma-separated
+// list of server URLs (one URL is fine). With a fingerprint, the TLS
+// certificate of every listed server is pinned to it; other hosts (resource
+// files, output file destinations) are verified as usual.
+func ServerHTTPClient(servers, fingerprint string) (*http.Client, error) {
+	urls := failover.Split(servers)
+	if len(urls) <= 1 {
+		return tlspin.HTTPClient(failover.First(servers), fingerprint)
+	}
+	other, err := tlspin.Transport(urls[0], fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	t, err := failover.New(urls, func(u string) (http.RoundTripper, error) {
+		return tlspin.Transport(u, fingerprint)
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.Other = other
+	return &http.Client{Transport: t}, nil
+}
+
+// withServers resolves a server list in cfg.ServerURL: requests are built
+// against the first URL, and the client (a failover one, unless the caller
+// gave its own) takes them to whichever server is up.
+func withServers(cfg Config) (Config, error) {
+	if !failover.IsList(cfg.ServerURL) {
+		return cfg, nil
+	}
+	if cfg.HTTPClient == nil {
+		hc, err := ServerHTTPClient(cfg.ServerURL, "")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.HTTPClient = hc
+	}
+	cfg.ServerURL = failover.First(cfg.ServerURL)
+	return cfg, nil
+}
