@@ -49,6 +49,10 @@ type attempt struct {
 	cleans []<-chan struct{}
 
 	completedSeq int64 // Seq of the completed event; guarded by agent.mu
+
+	ident  *identity // who the process runs as (isolation.go)
+	cgroup string    // the attempt's cgroup, "" without one
+	over   bool      // isolation undone (agent.ended)
 }
 
 // accept starts an assignment unless its AttemptID was seen before in this
@@ -197,6 +201,7 @@ func (a *agent) prepare(at *attempt) (wd string, args []string, fail *protocol.E
 		}
 		return end(failedIn(protocol.PhasePreProcessing, err, CodeApplicationPackageError))
 	}
+	a.iso.openPackages(slices.Concat(at.node.Packages, as.Packages))
 	return wd, args, nil
 }
 
@@ -219,9 +224,13 @@ func (a *agent) execute(at *attempt) protocol.Event {
 	if at.ctx.Err() != nil {
 		return protocol.Event{Killed: true}
 	}
+	if fail := a.isolate(at); fail != nil {
+		return *fail
+	}
+	defer a.ended(at)
 
 	env := taskEnv(at, a.cfg.PoolID, a.rootDir, wd)
-	p, err := taskrunner.Start(taskrunner.Spec{
+	p, err := taskrunner.Start(at.isolated(taskrunner.Spec{
 		Args:         args,
 		Dir:          wd,
 		Env:          env,
@@ -230,17 +239,19 @@ func (a *agent) execute(at *attempt) protocol.Event {
 		MaxWallClock: time.Duration(as.MaxWallClock),
 		// A multi-instance primary writes after its coordination command.
 		Append: as.MultiInstance != nil,
-	})
+	}))
 	switch {
 	case errors.Is(err, taskrunner.ErrProgramNotFound):
 		return failed(CategoryUserError, CodeCommandProgramNotFound, err.Error())
 	case err != nil:
 		return failed(CategoryUserError, CodeCommandLaunchFailed, err.Error())
 	}
+	a.started(at, p)
 	a.emit(at, protocol.Event{Kind: protocol.EventStarted, Time: p.StartTime()})
-	stop := context.AfterFunc(at.ctx, p.Kill)
+	stop := context.AfterFunc(at.ctx, func() { a.killTree(at, p) })
 	defer stop()
 	res := p.Wait()
+	a.ended(at) // before the output files: nothing the task left runs on
 	code := res.ExitCode
 	ev := protocol.Event{
 		Time:      res.EndTime,

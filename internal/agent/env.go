@@ -47,6 +47,17 @@ func taskEnv(at *attempt, poolID, rootDir, wd string) []string {
 	set("AZ_BATCH_TASK_WORKING_DIR", wd)
 	set("AZ_BATCH_TASK_USER", "_azbatch")
 	set("AZ_BATCH_TASK_USER_IDENTITY", "PoolNonAdmin")
+	if id := at.ident; id != nil { // isolation.go
+		set("AZ_BATCH_TASK_USER", id.user)
+		set("AZ_BATCH_TASK_USER_IDENTITY", id.label)
+		if id.home != "" {
+			set("HOME", id.home)
+		}
+		if id.cred != nil {
+			set("USER", id.user)
+			set("LOGNAME", id.user)
+		}
+	}
 	if at.as.Kind != protocol.KindStartTask {
 		// Azure: "All tasks except start task".
 		if at.as.TaskID != "" {

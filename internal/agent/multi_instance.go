@@ -45,7 +45,11 @@ func (a *agent) executeSubtask(at *attempt) protocol.Event {
 	if at.ctx.Err() != nil {
 		return protocol.Event{Killed: true}
 	}
-	p, err := taskrunner.Start(taskrunner.Spec{
+	if fail := a.isolate(at); fail != nil {
+		return *fail
+	}
+	defer a.ended(at)
+	p, err := taskrunner.Start(at.isolated(taskrunner.Spec{
 		Args:         args,
 		Dir:          wd,
 		Env:          taskEnv(at, a.cfg.PoolID, a.rootDir, wd),
@@ -53,15 +57,16 @@ func (a *agent) executeSubtask(at *attempt) protocol.Event {
 		Stderr:       filepath.Join(at.dir, "stderr.txt"),
 		MaxWallClock: time.Duration(as.MaxWallClock),
 		Linger:       true,
-	})
+	}))
 	switch {
 	case errors.Is(err, taskrunner.ErrProgramNotFound):
 		return failed(CategoryUserError, CodeCommandProgramNotFound, err.Error())
 	case err != nil:
 		return failed(CategoryUserError, CodeCommandLaunchFailed, err.Error())
 	}
+	a.started(at, p)
 	a.emit(at, protocol.Event{Kind: protocol.EventStarted, Time: p.StartTime()})
-	stop := context.AfterFunc(at.ctx, p.Kill)
+	stop := context.AfterFunc(at.ctx, func() { a.killTree(at, p) })
 	defer stop()
 	<-p.LeaderExited()
 	lr := p.LeaderResult()
@@ -70,7 +75,7 @@ func (a *agent) executeSubtask(at *attempt) protocol.Event {
 		a.emit(at, protocol.Event{Kind: protocol.EventCoordinated, Time: lr.EndTime, ExitCode: &code})
 		<-at.ctx.Done() // the primary ended, or the task was terminated
 	}
-	p.Kill() // what the coordination command left running ends with it
+	a.killTree(at, p) // what the coordination command left running ends with it
 	res := p.Wait()
 	return protocol.Event{
 		Time:      time.Now(),

@@ -208,6 +208,9 @@ func (s *Service) newTaskDoc(account, jobID string, c *azbatch.CreateTaskContent
 	if err := validateOutputFiles(c.OutputFiles); err != nil {
 		return nil, err
 	}
+	if err := validateUserIdentity("userIdentity", c.UserIdentity); err != nil {
+		return nil, err
+	}
 	if err := validatePackageRefs("applicationPackageReferences", c.ApplicationPackageReferences); err != nil {
 		return nil, err
 	}

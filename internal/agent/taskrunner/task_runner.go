@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -48,6 +49,17 @@ type Spec struct {
 	// linger.go): LeaderExited reports the exit while whatever the leader
 	// left running in its group keeps running, until Kill ends it all.
 	Linger bool
+	// Credential runs the process as another user (uid, gid, supplementary
+	// groups); the caller must be root. The output files are given to that
+	// user.
+	Credential *syscall.Credential
+	// AmbientCaps are Linux capabilities the process keeps although it runs
+	// as Credential's user (an admin user account); ignored elsewhere.
+	AmbientCaps []uintptr
+	// Cgroup is a cgroup v2 directory the process starts in (Linux: clone3
+	// with CLONE_INTO_CGROUP, else the pid is written to its cgroup.procs
+	// right after the start). Empty: the caller's cgroup.
+	Cgroup string
 }
 
 // Result is how a process ended.
@@ -108,23 +120,52 @@ func Start(spec Spec) (*Process, error) {
 		return nil, err
 	}
 	defer closeOutputs() // the child holds its own descriptors once started
+	if c := spec.Credential; c != nil {
+		for _, f := range []*os.File{stdout, stderr} {
+			if f != nil {
+				if err := f.Chown(int(c.Uid), int(c.Gid)); err != nil {
+					return nil, fmt.Errorf("taskrunner: give output to uid %d: %w", c.Uid, err)
+				}
+			}
+		}
+	}
 
 	env := spec.Env
 	if env == nil {
 		env = []string{}
 	}
 	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        spec.Args,
-		Dir:         spec.Dir,
-		Env:         env,
-		Stdout:      stdout,
-		Stderr:      stderr,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		Path:   path,
+		Args:   spec.Args,
+		Dir:    spec.Dir,
+		Env:    env,
+		Stdout: stdout,
+		Stderr: stderr,
+	}
+	cmd.SysProcAttr, err = sysProcAttr(spec)
+	if err != nil {
+		return nil, err
 	}
 	startMu.RLock()
 	err = cmd.Start()
 	startMu.RUnlock()
+	closeCgroup(cmd.SysProcAttr)
+	if err != nil && spec.Cgroup != "" && !errors.Is(err, os.ErrNotExist) {
+		// clone3 into a cgroup can be refused (old kernel, seccomp):
+		// start outside it and move the process in at once.
+		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Dir: cmd.Dir, Env: cmd.Env, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
+		noCgroup := spec
+		noCgroup.Cgroup = ""
+		if cmd.SysProcAttr, err = sysProcAttr(noCgroup); err != nil {
+			return nil, err
+		}
+		startMu.RLock()
+		err = cmd.Start()
+		startMu.RUnlock()
+		if err == nil {
+			_ = os.WriteFile(filepath.Join(spec.Cgroup, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("taskrunner: %w: %s", ErrProgramNotFound, spec.Args[0])
