@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/kilnbatch/kiln/internal/failover"
-	"github.com/kilnbatch/kiln/internal/tlspin"
 )
 
 // Several servers (high availability, docs/high-availability.md): the
@@ -19,22 +18,7 @@ import (
 // certificate of every listed server is pinned to it; other hosts (resource
 // files, output file destinations) are verified as usual.
 func ServerHTTPClient(servers, fingerprint string) (*http.Client, error) {
-	urls := failover.Split(servers)
-	if len(urls) <= 1 {
-		return tlspin.HTTPClient(failover.First(servers), fingerprint)
-	}
-	other, err := tlspin.Transport(urls[0], fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	t, err := failover.New(urls, func(u string) (http.RoundTripper, error) {
-		return tlspin.Transport(u, fingerprint)
-	})
-	if err != nil {
-		return nil, err
-	}
-	t.Other = other
-	return &http.Client{Transport: t}, nil
+	return failover.PinnedClient(servers, fingerprint)
 }
 
 // withServers resolves a server list in cfg.ServerURL: requests are built

@@ -46,6 +46,9 @@ type Credentials struct {
 	// ServerFingerprint pins the server's HTTPS certificate ("SHA256:<hex>"),
 	// for a self-signed one; written by `kiln server --tls`.
 	ServerFingerprint string `json:"serverFingerprint,omitempty"`
+	// Servers lists every server, comma-separated, when URL named several
+	// (URL is then the first; servers.go); empty otherwise.
+	Servers string `json:"-"`
 }
 
 // DefaultDataDir is Kiln's data directory when neither --data-dir nor
@@ -153,7 +156,7 @@ type globalOptions struct {
 
 func (o *globalOptions) addFlags(root *cobra.Command) {
 	f := root.PersistentFlags()
-	f.StringVar(&o.url, "url", "", "Kiln server URL (env "+EnvURL+" or "+EnvAzureEndpoint+"; default: from <data-dir>/"+CredentialsFileName+")")
+	f.StringVar(&o.url, "url", "", "Kiln server URL, or several comma-separated (highly available servers) (env "+EnvURL+" or "+EnvAzureEndpoint+"; default: from <data-dir>/"+CredentialsFileName+")")
 	f.StringVar(&o.accountName, "account-name", "", "Batch account name (env "+EnvAccountName+" or "+EnvAzureAccount+")")
 	f.StringVar(&o.accountKey, "account-key", "", "Batch account key, base64 (env "+EnvAccountKey+" or "+EnvAzureAccessKey+")")
 	f.StringVar(&o.dataDir, "data-dir", "", "Kiln data directory (env "+EnvDataDir+"; default $XDG_DATA_HOME/kiln or ~/.local/share/kiln)")
@@ -200,7 +203,7 @@ func (o *globalOptions) credentials() (Credentials, error) {
 			// Take the file's fields only where nothing more specific was given;
 			// its key belongs to its server, so with another URL use it only if
 			// the URL matches.
-			sameServer := c.URL == "" || sameURL(c.URL, fc.URL)
+			sameServer := c.URL == "" || sameServers(c.URL, fc.URL)
 			c.URL = first(c.URL, fc.URL)
 			if sameServer {
 				c.AccountName = first(c.AccountName, fc.AccountName)
@@ -219,7 +222,7 @@ func (o *globalOptions) credentials() (Credentials, error) {
 		}
 		return c, errors.New(msg)
 	}
-	c.URL = normalizeURL(c.URL)
+	c = withServerList(c) // one URL, or several (servers.go)
 	if c.AccountName == "" {
 		return c, fmt.Errorf("no account name for %s: pass --account-name or set %s", c.URL, EnvAccountName)
 	}
@@ -280,6 +283,9 @@ func (o *globalOptions) client() (*azbatch.Client, error) {
 func (o *globalOptions) httpTransport(c Credentials) (policy.Transporter, error) {
 	if o.transport != nil {
 		return o.transport, nil
+	}
+	if c.Servers != "" {
+		return serversTransport(c)
 	}
 	if c.ServerFingerprint == "" {
 		return nil, nil

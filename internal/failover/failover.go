@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/kilnbatch/kiln/internal/tlspin"
 )
 
 // Split parses a comma-separated list of server URLs (spaces and trailing
@@ -181,4 +183,27 @@ func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.Other.(closer); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// PinnedClient is an HTTP client for servers, a comma-separated list of
+// server URLs (one URL is fine): a failover Transport when there are
+// several. With a fingerprint, the TLS certificate of every listed server
+// is pinned to it (tlspin); other hosts are verified as usual.
+func PinnedClient(servers, fingerprint string) (*http.Client, error) {
+	urls := Split(servers)
+	if len(urls) <= 1 {
+		return tlspin.HTTPClient(First(servers), fingerprint)
+	}
+	other, err := tlspin.Transport(urls[0], fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	t, err := New(urls, func(u string) (http.RoundTripper, error) {
+		return tlspin.Transport(u, fingerprint)
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.Other = other
+	return &http.Client{Transport: t}, nil
 }
