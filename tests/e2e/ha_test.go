@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+
+	"github.com/kilnbatch/kiln/batchclient"
+	"github.com/kilnbatch/kiln/internal/testutil/postgres"
+)
+
+// TestHighAvailability runs two servers on one PostgreSQL database with
+// shared storage: one leads, the other follows and forwards requests to it.
+// Local agents get both addresses. The leader is killed with SIGKILL in the
+// middle of a job: the follower takes over, the agents fail over to it, and
+// every task completes exactly once (one start and one end marker each,
+// written outside the nodes).
+func TestHighAvailability(t *testing.T) {
+	dsn := postgresURL(t)
+	shared := "file://" + t.TempDir()
+	addrB := freeAddr(t)
+	urlB := "http://" + addrB
+	common := []string{"--store", dsn, "--storage", shared, "--node-timeout", "60s"}
+	a := StartServer(t, &ServerOpts{Args: append(append([]string{}, common...), "--peer-urls", urlB)})
+	b := startServerAt(t, addrB, &ServerOpts{Args: append(append([]string{}, common...), "--peer-urls", a.URL)})
+
+	if info := leaderInfo(t, a.URL); info.Role != "leader" {
+		t.Fatalf("first server: %+v, want leader", info)
+	}
+	if info := leaderInfo(t, b.URL); info.Role != "follower" || info.Leader != a.URL {
+		t.Fatalf("second server: %+v, want a follower of %s", info, a.URL)
+	}
+
+	markers := t.TempDir()
+	// Requests through the follower: the pool, the job and the tasks are
+	// created on the leader through it.
+	b.CreatePool(t, "hapool", 3, 4, nil)
+	b.CreateJob(t, "hajob", "hapool", func(c *azbatch.CreateJobContent) {
+		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
+	})
+	const n = 400
+	var tasks []azbatch.CreateTaskContent
+	for i := range n {
+		tasks = append(tasks, azbatch.CreateTaskContent{
+			ID: to(fmt.Sprintf("t%04d", i)),
+			CommandLine: to(`/bin/sh -c 'mktemp "$MARKERS/$AZ_BATCH_TASK_ID.start.XXXXXX" >/dev/null; sleep 0.1; ` +
+				`mktemp "$MARKERS/$AZ_BATCH_TASK_ID.end.XXXXXX" >/dev/null'`),
+		})
+	}
+	b.AddTasks(t, "hajob", tasks)
+	if _, err := a.Client.GetJob(ctx(t), "hajob", nil); err != nil {
+		t.Fatalf("the job created through the follower is not on the leader: %v", err)
+	}
+
+	// Kill the leader once about a quarter of the tasks ended.
+	eventually(t, 2*time.Minute, "a quarter of the tasks", func() error {
+		if m, _ := filepath.Glob(filepath.Join(markers, "*.end.*")); len(m) < n/4 {
+			return fmt.Errorf("%d ended", len(m))
+		}
+		return nil
+	})
+	a.Kill()
+	killed := time.Now()
+	ended, _ := filepath.Glob(filepath.Join(markers, "*.end.*"))
+	t.Logf("killed the leader with %d of %d tasks ended", len(ended), n)
+	eventually(t, 60*time.Second, "the follower to take over", func() error {
+		if info := leaderInfo(t, b.URL); info.Role != "leader" {
+			return fmt.Errorf("second server: %+v", info)
+		}
+		return nil
+	})
+	ended, _ = filepath.Glob(filepath.Join(markers, "*.end.*"))
+	t.Logf("hand-over after SIGKILL of the leader: %v (%d tasks ended by then)", time.Since(killed).Round(time.Millisecond), len(ended))
+
+	// The CLI, given both addresses with the first one dead, reaches the
+	// new leader.
+	out, err := runKiln(t, "job", "list", "--url", a.URL+","+b.URL, "--account-name", testAccount, "--account-key", testKey,
+		"--data-dir", t.TempDir())
+	if err != nil || !strings.Contains(out, "hajob") {
+		t.Fatalf("kiln job list with the leader dead: %v\n%s", err, out)
+	}
+
+	counts := b.WaitJobTasks(t, "hajob", 3*time.Minute)
+	if c := counts.TaskCounts; int(*c.Completed) != n || int(*c.Succeeded) != n || *c.Failed != 0 {
+		t.Fatalf("after the hand-over: completed %d succeeded %d failed %d, want %d", *c.Completed, *c.Succeeded, *c.Failed, n)
+	}
+	entries, err := os.ReadDir(markers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts, ends := map[string]int{}, map[string]int{}
+	for _, e := range entries {
+		id, kind, _ := strings.Cut(e.Name(), ".")
+		if strings.HasPrefix(kind, "start.") {
+			starts[id]++
+		} else if strings.HasPrefix(kind, "end.") {
+			ends[id]++
+		}
+	}
+	for i := range n {
+		id := fmt.Sprintf("t%04d", i)
+		if starts[id] != 1 || ends[id] != 1 {
+			t.Errorf("task %s started %d times and ended %d times, want once", id, starts[id], ends[id])
+		}
+	}
+	for _, task := range b.ListTasks(t, "hajob", nil) {
+		if *task.State != azbatch.TaskStateCompleted || task.ExecutionInfo == nil || *task.ExecutionInfo.ExitCode != 0 ||
+			*task.ExecutionInfo.RetryCount != 0 || *task.ExecutionInfo.RequeueCount != 0 {
+			t.Errorf("task %s: state %s, execution %+v", *task.ID, *task.State, task.ExecutionInfo)
+		}
+	}
+}
+
+// postgresURL starts PostgreSQL and returns the URL of a new database.
+func postgresURL(t *testing.T) string {
+	kv := map[string]string{}
+	for _, f := range strings.Fields(postgres.Start(t)) {
+		k, v, _ := strings.Cut(f, "=")
+		kv[k] = v
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%s/%s?sslmode=disable", kv["user"], kv["port"], kv["dbname"])
+}
+
+// startServerAt is StartServer on a given address.
+func startServerAt(t *testing.T, addr string, opts *ServerOpts) *Server {
+	t.Helper()
+	s := &Server{t: t, DataDir: t.TempDir(), Addr: addr, Args: opts.Args, Env: opts.Env}
+	s.URL = "http://" + s.Addr
+	s.logPath = filepath.Join(s.DataDir, "server.log")
+	s.Start()
+	client, err := batchclient.New(s.URL, testAccount, testKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Client = client
+	t.Cleanup(func() {
+		s.Kill()
+		killAgents(s.DataDir)
+		if t.Failed() {
+			if b, err := os.ReadFile(s.logPath); err == nil {
+				t.Logf("server log (%s):\n%s", s.URL, tail(string(b), 8000))
+			}
+		}
+	})
+	return s
+}
+
+type haInfo struct {
+	Role   string `json:"role"`
+	URL    string `json:"url"`
+	Leader string `json:"leader"`
+	Epoch  int64  `json:"epoch"`
+}
+
+// leaderInfo reads GET /healthz/leader (zero on error).
+func leaderInfo(t *testing.T, url string) haInfo {
+	var info haInfo
+	resp, err := http.Get(url + "/healthz/leader")
+	if err != nil {
+		return info
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&info)
+	return info
+}
