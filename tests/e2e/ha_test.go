@@ -12,7 +12,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/kilnbatch/kiln/batchclient"
+	pgstore "github.com/kilnbatch/kiln/internal/store/postgres"
 	"github.com/kilnbatch/kiln/internal/testutil/postgres"
 )
 
@@ -115,6 +118,64 @@ func TestHighAvailability(t *testing.T) {
 			*task.ExecutionInfo.RetryCount != 0 || *task.ExecutionInfo.RequeueCount != 0 {
 			t.Errorf("task %s: state %s, execution %+v", *task.ID, *task.State, task.ExecutionInfo)
 		}
+	}
+
+	// The killed server comes back as a follower of the new leader.
+	a.Start()
+	if info := leaderInfo(t, a.URL); info.Role != "follower" || info.Leader != b.URL || info.Epoch != 2 {
+		t.Fatalf("restarted first server: %+v, want a follower of %s at epoch 2", info, b.URL)
+	}
+	if j, err := a.Client.GetJob(ctx(t), "hajob", nil); err != nil || *j.ExecutionInfo.PoolID != "hapool" {
+		t.Fatalf("GetJob through the restarted follower: %v", err)
+	}
+
+	// A leader whose lease connection breaks (here: PostgreSQL terminates
+	// it) exits at once rather than lead beside another server; the
+	// follower takes over.
+	terminateLeaseHolder(t, dsn)
+	exited := make(chan error, 1)
+	cmd := b.cmd
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		b.cmd = nil
+		if code := cmd.ProcessState.ExitCode(); code != 3 {
+			t.Fatalf("the leader without its lease exited with %v (code %d), want code 3", err, code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the leader whose lease connection was terminated kept running")
+	}
+	eventually(t, 60*time.Second, "the restarted server to take over", func() error {
+		if info := leaderInfo(t, a.URL); info.Role != "leader" || info.Epoch != 3 {
+			return fmt.Errorf("first server: %+v", info)
+		}
+		return nil
+	})
+	if got := a.ListTasks(t, "hajob", nil); len(got) != n {
+		t.Fatalf("the third leader lists %d tasks, want %d", len(got), n)
+	}
+	if log, _ := os.ReadFile(b.logPath); !strings.Contains(string(log), "lost the leader lease") {
+		t.Errorf("the deposed leader's log does not say it lost the lease")
+	}
+}
+
+// terminateLeaseHolder ends the PostgreSQL connection that holds the leader
+// lock, as a network failure between the leader and the database would.
+func terminateLeaseHolder(t *testing.T, dsn string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx(t))
+	var n int
+	if err := conn.QueryRow(ctx(t), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND ((classid::bigint << 32) | objid::bigint) = $1`, pgstore.LeaderLockKey).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("terminated %d lease holders, want 1", n)
 	}
 }
 
