@@ -48,8 +48,12 @@ type Config struct {
 	// Required.
 	ServerURL string
 	// PoolID and NodeID identify the node; Token proves it may join (the
-	// per-node token the provider passed). NodeID is required.
+	// per-node token the provider passed). NodeID is required unless Join.
 	PoolID, NodeID, Token string
+	// Join: Token is the join token of pool PoolID (bring-your-own nodes,
+	// join.go); the node id is kept in the root directory. LowPriority
+	// counts the node against the pool's low-priority target.
+	Join, LowPriority bool
 	// RootDir is the node root directory (AZ_BATCH_NODE_ROOT_DIR), created
 	// if missing. Required.
 	RootDir string
@@ -115,6 +119,8 @@ type agent struct {
 	heartbeat   time.Duration
 	node        protocol.NodeConfig
 	lastContact time.Time
+	// standbyLogged: the agent said once that it waits as standby (join.go).
+	standbyLogged bool
 
 	// Attempts run under tasksCtx; stopTasks cancels it and waits on wg.
 	tasksCtx context.Context
@@ -139,7 +145,7 @@ type agent struct {
 }
 
 func newAgent(cfg Config) (*agent, error) {
-	if cfg.ServerURL == "" || cfg.NodeID == "" || cfg.RootDir == "" {
+	if cfg.ServerURL == "" || cfg.NodeID == "" && !cfg.Join || cfg.RootDir == "" {
 		return nil, errors.New("agent: ServerURL, NodeID and RootDir are required")
 	}
 	if cfg.Listen == "" {

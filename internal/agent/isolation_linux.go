@@ -9,18 +9,29 @@ import (
 	"syscall"
 )
 
-// allCaps is every capability the kernel knows: what an admin user
-// account's tasks keep (ambient capabilities), root-equivalent.
+// allCaps is every capability the agent holds (its permitted set, within
+// the bounding set: a container may have fewer than the kernel knows): what
+// an admin user account's tasks keep as ambient capabilities,
+// root-equivalent.
 func allCaps() []uintptr {
-	last := 40 // CAP_CHECKPOINT_RESTORE, Linux 5.9
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			last = n
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	var prm, bnd uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapPrm:"); ok {
+			prm, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			bnd, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 		}
 	}
-	caps := make([]uintptr, 0, last+1)
-	for c := 0; c <= last; c++ {
-		caps = append(caps, uintptr(c))
+	var caps []uintptr
+	for c := range 64 {
+		if prm&bnd&(1<<c) != 0 {
+			caps = append(caps, uintptr(c))
+		}
 	}
 	return caps
 }

@@ -25,6 +25,12 @@ func (a *agent) register(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if wait, ok := a.standbyWait(err); ok { // join.go
+			if !a.sleep(ctx, wait) {
+				return ctx.Err()
+			}
+			continue
+		}
 		if se := (*protocol.StatusError)(nil); errors.As(err, &se) && se.Fatal() {
 			return fmt.Errorf("agent: registration refused: %w", err)
 		}
@@ -51,12 +57,19 @@ func (a *agent) registerOnce(ctx context.Context) error {
 		RootDir:         a.rootDir,
 		AgentVersion:    agentVersion(),
 		Known:           a.knownIDs(),
+		Join:            a.cfg.Join,
+		LowPriority:     a.cfg.LowPriority,
 	}
 	var resp protocol.RegisterResponse
 	rctx, cancel := a.requestContext(ctx, registerTimeout)
 	defer cancel()
 	if err := a.post(rctx, protocol.PathRegister, "", req, &resp); err != nil {
 		return err
+	}
+	if a.cfg.Join {
+		if err := a.joined(&resp); err != nil { // join.go: standby, or the node id to keep
+			return err
+		}
 	}
 	if resp.NodeID != "" {
 		a.nodeID = resp.NodeID

@@ -190,6 +190,9 @@ func (s *server) routes() {
 	h("GET /kiln/account/keys", s.accountKeysList)
 	h("POST /kiln/account/keys/regenerate", s.accountKeyRegenerate)
 
+	// Join tokens of bring-your-own-node pools (Kiln's own routes, join_tokens.go).
+	s.joinTokenRoutes(h)
+
 	// Azure operations Kiln does not implement yet (501 NotImplemented).
 	// Certificate paths with parentheses are handled in s.fallback.
 	for pattern, op := range notImplemented {

@@ -35,6 +35,7 @@ func newPoolCommand(o *globalOptions) *cobra.Command {
 		newPoolResizeCommand(o),
 		newPoolDeleteCommand(o),
 		newPoolAutoScaleCommand(o),
+		newPoolJoinTokenCommand(o), // pool_join_token.go
 	)
 	return cmd
 }
@@ -44,6 +45,7 @@ func newPoolCreateCommand(o *globalOptions) *cobra.Command {
 		jsonFile, id, vmSize, displayName, startCmd string
 		dedicated, lowPriority, slots               int32
 		startWait                                   bool
+		metadata                                    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -64,6 +66,7 @@ func newPoolCreateCommand(o *globalOptions) *cobra.Command {
 	f.Int32Var(&slots, "task-slots-per-node", 1, "task slots (concurrent tasks) per node")
 	f.StringVar(&startCmd, "start-task-command-line", "", "command line of the start task run on each node as it joins")
 	f.BoolVar(&startWait, "start-task-wait-for-success", false, "wait for the start task to succeed before scheduling tasks on a node")
+	f.StringArrayVar(&metadata, "metadata", nil, "metadata item NAME=VALUE (repeatable), e.g. kiln.provider=agents for nodes that join from other machines")
 
 	cmd.RunE = o.run(func(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		var pool azbatch.CreatePoolContent
@@ -111,6 +114,9 @@ func newPoolCreateCommand(o *globalOptions) *cobra.Command {
 		}
 		if pool.ID == nil || *pool.ID == "" {
 			return errors.New("--id is required (or an \"id\" in --json-file)")
+		}
+		if err := addMetadata(&pool.Metadata, metadata); err != nil { // pool_join_token.go
+			return err
 		}
 
 		client, err := o.client()

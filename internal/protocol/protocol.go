@@ -37,9 +37,9 @@ const (
 type RegisterRequest struct {
 	ProtocolVersion int    `json:"protocolVersion"`
 	PoolID          string `json:"poolId"`
-	NodeID          string `json:"nodeId"` // chosen by the provider that started the agent
+	NodeID          string `json:"nodeId"` // chosen by the provider that started the agent (see Join)
 	// Token proves the agent may join: the per-node token the provider passed
-	// on the command line (later: a pool join token).
+	// to it, or the pool's join token when Join is set.
 	Token    string `json:"token"`
 	Hostname string `json:"hostname"`
 	IP       string `json:"ip"`
@@ -51,6 +51,17 @@ type RegisterRequest struct {
 	// Known lists attempts the agent already knows (non-empty when an agent
 	// re-registers after the server forgot it or restarted).
 	Known []string `json:"known,omitempty"`
+	// Join says Token is the join token of pool PoolID (a pool whose node
+	// provider is "agents", docs/remote-agents.md), not a per-node token:
+	// the server admits the agent as a node of that pool while the pool has
+	// fewer nodes than its target, else answers Standby. NodeID is then the
+	// node id the agent was given before (kept in its root directory), or
+	// empty; the server keeps it when it can, so a restarted agent is the
+	// same node again.
+	Join bool `json:"join,omitempty"`
+	// LowPriority (with Join): the agent counts against the pool's
+	// targetLowPriorityNodes instead of targetDedicatedNodes.
+	LowPriority bool `json:"lowPriority,omitempty"`
 }
 
 // RegisterResponse tells the agent its identity and how to behave.
@@ -62,6 +73,14 @@ type RegisterResponse struct {
 	// missed intervals.
 	HeartbeatInterval Duration   `json:"heartbeatInterval"`
 	Node              NodeConfig `json:"node"`
+	// Standby (answer to a Join): the pool has all the nodes its target
+	// asks for. The agent is not a node: it runs nothing and registers
+	// again after RetryAfter, until it is admitted. NodeID is then the id it
+	// will have (the agent keeps it), NodeToken and Node are empty, and
+	// Message says why it waits.
+	Standby    bool     `json:"standby,omitempty"`
+	RetryAfter Duration `json:"retryAfter,omitempty"`
+	Message    string   `json:"message,omitempty"`
 }
 
 // NodeConfig is what the agent needs to know about its node and pool.

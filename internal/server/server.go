@@ -178,6 +178,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	svc, err := service.New(ctx, service.Config{
 		Store:             st,
 		Provider:          prov,
+		Providers:         extraProviders(prov),
 		AgentURL:          baseURL,
 		AccountURL:        func(string) string { return baseURL },
 		HeartbeatInterval: cfg.HeartbeatInterval,

@@ -65,6 +65,15 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, ok := s.nodes[req.NodeID]
+	if req.Join { // an agent with a pool join token (join.go)
+		var answer *protocol.RegisterResponse
+		var status int
+		var err error
+		if n, answer, status, err = s.joinLocked(ctx, req); n == nil {
+			return answer, status, err
+		}
+		ok, req.Token = true, n.token
+	}
 	if !ok {
 		return nil, http.StatusNotFound, errUnknownNode
 	}

@@ -44,7 +44,8 @@ func (s *Service) load(ctx context.Context) error {
 			if err := doc.UnmarshalJSON(rec.Doc); err != nil {
 				return fmt.Errorf("load pool %s: %w", rec.ID, err)
 			}
-			s.pools[key(a.Name, rec.ID)] = &poolState{account: a.Name, doc: doc, nodes: map[string]*nodeState{}, deallocation: azbatch.NodeDeallocationOptionRequeue}
+			s.pools[key(a.Name, rec.ID)] = &poolState{account: a.Name, doc: doc, nodes: map[string]*nodeState{}, deallocation: azbatch.NodeDeallocationOptionRequeue,
+				kiln: loadPoolKiln(rec.Doc)}
 		}
 		jobs, err := st.JobList(ctx, a.Name)
 		if err != nil {

@@ -240,7 +240,7 @@ func (s *Service) reconcilePoolLocked(p *poolState, w *store.Writes) []provider.
 				live = append(live, n)
 			}
 		}
-		for i := len(live); i < target; i++ {
+		for i := len(live); i < target && !s.joinsAgentsLocked(p); i++ { // agents pools: join.go
 			starts = append(starts, s.createNodeLocked(p, dedicated, now, w))
 		}
 		if surplus := len(live) - target; surplus > 0 {
@@ -272,6 +272,7 @@ func (s *Service) reconcilePoolLocked(p *poolState, w *store.Writes) []provider.
 			alloc = azbatch.AllocationStateResizing
 		}
 	}
+	alloc = s.agentsAllocationLocked(p, alloc, ded, low) // join.go
 	if deref(p.doc.AllocationState) != alloc {
 		p.doc.AllocationState = &alloc
 		p.doc.AllocationStateTransitionTime = &now
@@ -312,11 +313,19 @@ func removalRank(n *nodeState) int {
 }
 
 func (s *Service) createNodeLocked(p *poolState, dedicated bool, now time.Time, w *store.Writes) provider.NodeSpec {
+	return s.createNodeWithIDLocked(p, newNodeID(dedicated), dedicated, now, w)
+}
+
+// newNodeID is a new node id in Azure's shape.
+func newNodeID(dedicated bool) string {
 	suffix := "_d"
 	if !dedicated {
 		suffix = "_p"
 	}
-	id := "tvmps_" + randomHex(16) + suffix
+	return "tvmps_" + randomHex(16) + suffix
+}
+
+func (s *Service) createNodeWithIDLocked(p *poolState, id string, dedicated bool, now time.Time, w *store.Writes) provider.NodeSpec {
 	n := &nodeState{
 		account:   p.account,
 		pool:      p,
@@ -360,7 +369,7 @@ func (s *Service) createNodeLocked(p *poolState, dedicated bool, now time.Time, 
 func (s *Service) startNodes(specs []provider.NodeSpec) {
 	for _, spec := range specs {
 		go func(spec provider.NodeSpec) {
-			err := s.cfg.Provider.Start(context.Background(), spec)
+			err := s.startNodeSpec(context.Background(), spec) // providers.go
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			n, ok := s.nodes[spec.NodeID]
@@ -436,8 +445,9 @@ func (s *Service) deleteNodeLocked(n *nodeState, w *store.Writes) {
 	}
 	w.DeleteNodes = append(w.DeleteNodes, store.Node{Account: n.account, ID: n.id})
 	spec := provider.NodeSpec{Account: n.account, PoolID: n.pool.id(), NodeID: n.id, Dedicated: n.dedicated}
+	prov := s.poolProviderLocked(n.pool)
 	go func() {
-		if err := s.cfg.Provider.Stop(context.Background(), spec); err != nil {
+		if err := prov.Stop(context.Background(), spec); err != nil {
 			s.log.Warn("stop node", "node", spec.NodeID, "err", err)
 		}
 	}()

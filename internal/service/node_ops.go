@@ -261,11 +261,12 @@ func (s *Service) recoverNodeLocked(n *nodeState, w *store.Writes) {
 	s.nodeUsersResetLocked(n)
 	s.writeNode(n, w)
 	spec := provider.NodeSpec{Account: n.account, PoolID: n.pool.id(), NodeID: n.id, Dedicated: n.dedicated, Token: n.token, ServerURL: s.cfg.AgentURL}
+	prov := s.poolProviderLocked(n.pool) // providers.go
 	go func() {
-		if err := s.cfg.Provider.Stop(context.Background(), spec); err != nil {
+		if err := prov.Stop(context.Background(), spec); err != nil {
 			s.log.Warn("stop unusable node", "node", spec.NodeID, "err", err)
 		}
-		err := s.cfg.Provider.Start(context.Background(), spec)
+		err := prov.Start(context.Background(), spec)
 		if err == nil {
 			return
 		}

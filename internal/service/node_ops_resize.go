@@ -39,6 +39,9 @@ func (s *Service) checkResizeTimeoutsLocked(w *store.Writes) {
 }
 
 func (s *Service) stopTimedOutResizeLocked(p *poolState, w *store.Writes) {
+	if s.agentsResizeTimedOutLocked(p, w) { // agents pools keep their targets (join.go)
+		return
+	}
 	var ded, low int32
 	for _, n := range p.nodes {
 		if n.removing && len(n.attempts) > 0 {

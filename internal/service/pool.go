@@ -21,6 +21,8 @@ type poolState struct {
 	// deallocation is the nodeDeallocationOption of the resize in progress.
 	deallocation azbatch.NodeDeallocationOption
 	resizeStart  time.Time
+	// kiln holds the Kiln-only fields of its record (providers.go).
+	kiln poolKiln
 }
 
 func (p *poolState) id() string { return deref(p.doc.ID) }
@@ -36,6 +38,9 @@ func (p *poolState) slotsPerNode() int {
 
 func (p *poolState) record() (store.Pool, error) {
 	b, err := p.doc.MarshalJSON()
+	if err == nil {
+		b, err = p.kiln.withKiln(b)
+	}
 	return store.Pool{Account: p.account, ID: p.id(), Doc: b}, err
 }
 
@@ -157,6 +162,7 @@ func (s *Service) addPool(ctx context.Context, account string, c *azbatch.Create
 	p := &poolState{account: account, doc: doc, nodes: map[string]*nodeState{}, deallocation: azbatch.NodeDeallocationOptionRequeue}
 	p.doc.ETag = ptr(azcore.ETag(s.newETag()))
 	p.doc.LastModified = &now
+	s.setPoolProviderLocked(p) // providers.go
 	rec, err := p.record()
 	if err != nil {
 		return err
@@ -212,6 +218,9 @@ func (s *Service) newPoolDoc(account string, c *azbatch.CreatePoolContent) (*azb
 		return nil, err
 	}
 	if err := s.validateCertificateRefs(account, c.CertificateReferences); err != nil {
+		return nil, err
+	}
+	if err := s.validatePoolProvider(c.Metadata); err != nil { // providers.go
 		return nil, err
 	}
 

@@ -42,6 +42,9 @@ const (
 type Config struct {
 	Store    store.Store
 	Provider provider.Provider
+	// Providers are more node providers pools may pick by name with the
+	// metadata item kiln.provider (providers.go); Provider is the default.
+	Providers []provider.Provider
 	// AgentURL is the base URL agents use to reach the agent protocol.
 	AgentURL string
 	// AccountURL returns the public URL of an account's API (for "url"
@@ -104,6 +107,8 @@ type Service struct {
 	certs certificates
 	// spot tracks preempted low-priority nodes (spot.go).
 	spot spotState
+	// join holds the pools' join tokens and the standby agents (join.go).
+	join joinState
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -182,10 +182,11 @@ func (s *Service) evictNodes(nodes []*nodeState) {
 		spec := provider.NodeSpec{Account: n.account, PoolID: n.pool.id(), NodeID: n.id, Dedicated: n.dedicated}
 		go func() {
 			var err error
-			if pp, ok := s.cfg.Provider.(provider.Preempter); ok {
+			prov := s.specProvider(spec) // providers.go
+			if pp, ok := prov.(provider.Preempter); ok {
 				err = pp.Preempt(context.Background(), spec)
 			} else {
-				err = s.cfg.Provider.Stop(context.Background(), spec)
+				err = prov.Stop(context.Background(), spec)
 			}
 			if err != nil {
 				s.log.Warn("evict preempted node", "node", spec.NodeID, "err", err)
