@@ -21,5 +21,8 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	if path == "" {
 		path = filepath.Join(cfg.DataDir, "kiln.db")
 	}
+	if err := lockSQLite(path); err != nil { // one server per SQLite file (sqlitelock.go)
+		return nil, err
+	}
 	return sqlite.Open(ctx, path)
 }

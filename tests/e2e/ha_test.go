@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,4 +231,31 @@ func leaderInfo(t *testing.T, url string) haInfo {
 	defer resp.Body.Close()
 	_ = json.NewDecoder(resp.Body).Decode(&info)
 	return info
+}
+
+// TestSQLiteOneServer: SQLite has no high availability; a second server on
+// the same SQLite database refuses to start, saying why.
+func TestSQLiteOneServer(t *testing.T) {
+	t.Parallel()
+	s := StartServer(t, nil)
+	cmd := exec.Command(kilnBin, "server", "--addr", freeAddr(t), "--data-dir", s.DataDir)
+	cmd.Env = append(os.Environ(), "KILN_ACCOUNT_NAME="+testAccount, "KILN_ACCOUNT_KEY="+testKey)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("a second server on the same SQLite database kept running:\n%s", out)
+	}
+	if err == nil || !strings.Contains(string(out), "another kiln server uses the SQLite database") {
+		t.Fatalf("second server on the same SQLite database: %v\n%s", err, out)
+	}
+	// The first server is unharmed.
+	if _, err := s.Client.GetApplication(ctx(t), "none", nil); statusOf(err) != http.StatusNotFound {
+		t.Fatalf("first server after the refused second one: %v", err)
+	}
 }
