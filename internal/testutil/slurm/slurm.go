@@ -56,7 +56,7 @@ func Start(t testing.TB) *Cluster {
 		t.Fatalf("the test Slurm cluster needs root (slurmd runs jobs as their users)")
 	}
 	for _, tool := range []string{"slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo", "munged", "munge", "unmunge"} {
-		if _, err := exec.LookPath(tool); err != nil {
+		if _, err := lookPath(tool); err != nil {
 			t.Fatalf("%s not found (install Slurm and munge: %s): %v", tool, InstallCommand, err)
 		}
 	}
@@ -123,6 +123,15 @@ func (c *Cluster) Logs() string {
 	return b.String()
 }
 
+// lookPath finds a command on PATH or in /usr/sbin (daemons are there, and
+// not every PATH has it).
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return exec.LookPath(filepath.Join("/usr/sbin", name))
+}
+
 var mungeMu sync.Mutex
 
 // ensureMunge makes sure munged runs: the one of the machine (socket in
@@ -182,7 +191,11 @@ func ensureMunge() error {
 		return err
 	}
 	_ = os.Chmod(key, 0o400)
-	cmd := exec.Command("munged")
+	munged, err := lookPath("munged")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(munged)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Setsid: true}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + u.HomeDir, "USER=munge"}
 	out, err := cmd.CombinedOutput() // munged daemonizes
@@ -333,7 +346,11 @@ func start() (*Cluster, error) {
 // daemon starts a Slurm daemon in the foreground as a child process, killed
 // should this process die.
 func (c *Cluster) daemon(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
+	path, err := lookPath(name)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), c.Env()...)
 	out, err := os.Create(filepath.Join(c.Dir, name+".out"))
 	if err != nil {
