@@ -18,6 +18,7 @@ import (
 	"github.com/kilnbatch/kiln/batchclient"
 	pgstore "github.com/kilnbatch/kiln/internal/store/postgres"
 	"github.com/kilnbatch/kiln/internal/testutil/postgres"
+	"github.com/kilnbatch/kiln/internal/tlspin"
 )
 
 // TestHighAvailability runs two servers on one PostgreSQL database with
@@ -258,4 +259,104 @@ func TestSQLiteOneServer(t *testing.T) {
 	if _, err := s.Client.GetApplication(ctx(t), "none", nil); statusOf(err) != http.StatusNotFound {
 		t.Fatalf("first server after the refused second one: %v", err)
 	}
+}
+
+// TestHighAvailabilityHTTPS: two servers serving HTTPS with the same
+// self-signed certificate (the second server's data directory gets the
+// first's): the follower forwards to the leader pinned by the fingerprint in
+// the lease row, agents pinned to the one fingerprint fail over, and a job
+// survives a SIGKILL of the leader with every task run once.
+func TestHighAvailabilityHTTPS(t *testing.T) {
+	dsn := postgresURL(t)
+	shared := "file://" + t.TempDir()
+	addrB := freeAddr(t)
+	common := []string{"--tls", "--store", dsn, "--storage", shared}
+	a := startHTTPSServer(t, t.TempDir(), append(append([]string{}, common...), "--peer-urls", "https://"+addrB), pinnedFromCredentials(t))
+	fp := readFingerprint(t, a.DataDir)
+
+	b := &Server{t: t, DataDir: t.TempDir(), Addr: addrB, Args: append(append([]string{}, common...), "--peer-urls", a.URL)}
+	b.URL = "https://" + addrB
+	b.logPath = filepath.Join(b.DataDir, "server.log")
+	for _, f := range []string{tlspin.CertFile, tlspin.KeyFile} {
+		data, err := os.ReadFile(filepath.Join(a.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(b.DataDir, f), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		b.Kill()
+		killAgents(b.DataDir)
+		if t.Failed() {
+			if log, err := os.ReadFile(b.logPath); err == nil {
+				t.Logf("second server log:\n%s", tail(string(log), 8000))
+			}
+		}
+	})
+	b.startHTTPS()
+	hcB, err := batchclient.PinnedTransport(b.URL, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the second server healthy", func() error {
+		resp, err := hcB.Get(b.URL + "/healthz/leader")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var info haInfo
+		if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || info.Role != "follower" || info.Leader != a.URL {
+			return fmt.Errorf("%+v %v", info, err)
+		}
+		return nil
+	})
+	b.Client = batchClient(t, b.URL, testKey, hcB)
+
+	markers := t.TempDir()
+	b.CreatePool(t, "hapool", 2, 4, nil)
+	b.CreateJob(t, "hajob", "hapool", func(c *azbatch.CreateJobContent) {
+		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
+	})
+	const n = 100
+	var tasks []azbatch.CreateTaskContent
+	for i := range n {
+		tasks = append(tasks, azbatch.CreateTaskContent{
+			ID:          to(fmt.Sprintf("t%03d", i)),
+			CommandLine: to(`/bin/sh -c 'sleep 0.2; mktemp "$MARKERS/$AZ_BATCH_TASK_ID.XXXXXX" >/dev/null'`),
+		})
+	}
+	b.AddTasks(t, "hajob", tasks)
+	eventually(t, 2*time.Minute, "a fifth of the tasks", func() error {
+		if m, _ := os.ReadDir(markers); len(m) < n/5 {
+			return fmt.Errorf("%d ended", len(m))
+		}
+		return nil
+	})
+	a.Kill()
+	counts := b.WaitJobTasks(t, "hajob", 3*time.Minute)
+	if c := counts.TaskCounts; int(*c.Succeeded) != n || *c.Failed != 0 {
+		t.Fatalf("after the hand-over: succeeded %d failed %d, want %d", *c.Succeeded, *c.Failed, n)
+	}
+	entries, _ := os.ReadDir(markers)
+	runs := map[string]int{}
+	for _, e := range entries {
+		id, _, _ := strings.Cut(e.Name(), ".")
+		runs[id]++
+	}
+	for i := range n {
+		if id := fmt.Sprintf("t%03d", i); runs[id] != 1 {
+			t.Errorf("task %s ran %d times, want once", id, runs[id])
+		}
+	}
+}
+
+// readFingerprint is the server fingerprint in dataDir's credentials.json.
+func readFingerprint(t *testing.T, dataDir string) string {
+	c, err := readCreds(dataDir)
+	if err != nil || c.ServerFingerprint == "" {
+		t.Fatalf("no fingerprint in credentials.json: %v", err)
+	}
+	return c.ServerFingerprint
 }
