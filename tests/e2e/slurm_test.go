@@ -139,7 +139,39 @@ func TestSlurmPool(t *testing.T) {
 		return nil
 	})
 
-	// Deleting the pool cancels every job.
+	// A restarted server finds its nodes' jobs again: an outside scancel
+	// is still noticed, and deleting the pool cancels every job.
+	s.Stop()
+	s.Start()
+	eventually(t, 60*time.Second, "the preempted node back", func() error {
+		if st := *s.poolNode(t, pool, other).State; st != azbatch.NodeStateIdle {
+			return fmt.Errorf("node %s", st)
+		}
+		return nil
+	})
+	if _, err := s.Client.ResizePool(ctx(t), pool, azbatch.ResizePoolContent{TargetDedicatedNodes: to[int32](3)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "a third node", func() error {
+		if ids := s.poolNodeIDs(t, pool); len(ids) != 3 {
+			return fmt.Errorf("nodes %v", ids)
+		}
+		return nil
+	})
+	otherJob := slurmJobs(t, c)[other]
+	c.Run(t, "scancel", otherJob)
+	n = s.poolWaitNodeState(t, pool, other, azbatch.NodeStateUnusable)
+	if len(n.Errors) != 1 || *n.Errors[0].Code != "SlurmJobEnded" || !strings.Contains(*n.Errors[0].Message, "Slurm job "+otherJob+" ended in state CANCELLED") {
+		t.Errorf("errors of the node cancelled after the restart: %s", nodeErrors(n))
+	}
+	var third string
+	for _, id := range s.poolNodeIDs(t, pool) {
+		if id != victim && id != other {
+			third = id
+		}
+	}
+	s.poolWaitNodeState(t, pool, third, azbatch.NodeStateIdle)
+	slurmWaitJobs(t, c, []string{third})
 	if _, err := s.Client.DeletePool(ctx(t), pool, nil); err != nil {
 		t.Fatal(err)
 	}
