@@ -22,7 +22,8 @@ import (
 // every task as the user its userIdentity names:
 //
 //   - a non-admin auto-user of scope pool (also the default, as on Azure's
-//     Linux nodes): one uid per node, shared by all such tasks;
+//     Linux nodes): one uid per pool, shared by all such tasks of the pool
+//     on every node;
 //   - a non-admin auto-user of scope task: a uid of its own per task
 //     (attempts of one task, and a multi-instance task's primary and
 //     subtask on one node, share it);
@@ -32,18 +33,20 @@ import (
 //     account is added to the sudo (or wheel) group and keeps every
 //     capability (ambient capabilities), root-equivalent without sudo.
 //
-// Auto-users have no /etc/passwd entry: they are uids from a range of
-// 65536 reserved for the node (uidBase + 65536*slot; index 0 is the pool
-// user), so nothing is left behind in /etc/passwd by nodes that come and
+// Auto-users have no /etc/passwd entry: the pool user's uid is a hash of
+// the account and pool (poolUID), task users are uids from a range of 65536
+// reserved for the node (uidBase + 65536*slot), so nothing is left behind in /etc/passwd by nodes that come and
 // go. A task's directory belongs to its user, mode 0700, so a task cannot
 // read another user's task; start, job preparation and job release task
 // directories are 0755 (every task of the node reads them), the shared
 // directory is 1777. An agent that is not root runs every task as itself.
 
 const (
-	uidBase     = 2_000_000_000
-	uidsPerNode = 1 << 16
-	uidSlots    = 4096
+	poolUIDBase  = 1_000_000_000
+	poolUIDRange = 900_000_000
+	uidBase      = 2_000_000_000
+	uidsPerNode  = 1 << 16
+	uidSlots     = 4096
 )
 
 // Failure codes of attempts whose user cannot be set up.
@@ -87,6 +90,15 @@ type isolation struct {
 type taskUser struct {
 	index uint32
 	refs  int
+}
+
+// poolUID is the pool auto-user of a pool: the same uid on every node of
+// the pool, so that local nodes of one machine (which share its files, like
+// the nodes of a cluster with central accounts) agree on who owns what.
+func poolUID(account, pool string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(account + "/" + pool))
+	return poolUIDBase + h.Sum32()%poolUIDRange
 }
 
 // nodeKey names the node's cgroup and uid slot: a hash of its root.
@@ -218,7 +230,7 @@ func (iso *isolation) identity(at *attempt) (*identity, *protocol.Event) {
 		return &identity{user: "root", label: label}, nil
 	}
 	if u.Scope != "task" {
-		return &identity{cred: iso.cred(iso.base), user: "_azbatch", label: label, home: at.dir}, nil
+		return &identity{cred: iso.cred(poolUID(at.node.AccountName, at.node.PoolID)), user: "_azbatch", label: label, home: at.dir}, nil
 	}
 	iso.mu.Lock()
 	tu := iso.taskUsers[at.dir]

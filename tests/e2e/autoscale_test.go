@@ -199,7 +199,7 @@ $NodeDeallocationOption = taskcompletion;`
 	if p := s.poolGet(t, "scale"); *p.TargetDedicatedNodes != 0 || p.AutoScaleRun == nil || p.AutoScaleRun.Error != nil {
 		t.Fatalf("empty pool: target %d run %+v", *p.TargetDedicatedNodes, p.AutoScaleRun)
 	}
-	ledger := filepath.Join(t.TempDir(), "ledger.txt")
+	ledger := filepath.Join(taskTempDir(t), "ledger.txt")
 	s.CreateJob(t, "scalejob", "scale", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
 	})
@@ -279,7 +279,7 @@ $NodeDeallocationOption = taskcompletion;`
 	if _, err := s.Client.CreatePool(ctx(t), autoScalePool("spotscale", formula), nil); err != nil {
 		t.Fatal(err)
 	}
-	ledger := filepath.Join(t.TempDir(), "ledger.txt")
+	ledger := filepath.Join(taskTempDir(t), "ledger.txt")
 	s.CreateJob(t, "spotjob", "spotscale", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
 	})

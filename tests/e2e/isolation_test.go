@@ -294,3 +294,23 @@ func TestIsolationAgentRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// taskTempDir is a temporary directory every task may write, whatever user
+// it runs as: on a root agent tasks run as unprivileged users
+// (docs/task-isolation.md) and t.TempDir() is private to root. Tests that
+// give tasks a ledger or marker files outside their task directories make
+// them here.
+func taskTempDir(t testing.TB) string {
+	t.Helper()
+	d := t.TempDir()
+	if err := os.Chmod(d, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir's parent (one per test) is 0700: let task users through.
+	for p := filepath.Dir(d); p != filepath.Clean(os.TempDir()) && p != filepath.Dir(p); p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			_ = os.Chmod(p, fi.Mode().Perm()|0o001)
+		}
+	}
+	return d
+}

@@ -88,7 +88,7 @@ func TestMultiInstance(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, nil)
 	miPool(t, s, "mpipool", 3)
-	ledger := filepath.Join(t.TempDir(), "ledger")
+	ledger := filepath.Join(taskTempDir(t), "ledger")
 	base := miServe(t, map[string][]byte{"common.txt": []byte("common\n"), "input.txt": []byte("input\n")})
 	s.CreateJob(t, "mpijob", "mpipool", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
@@ -302,7 +302,7 @@ func TestMultiInstanceSubtaskFails(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, nil)
 	miPool(t, s, "mpipool", 2)
-	ledger := filepath.Join(t.TempDir(), "ledger")
+	ledger := filepath.Join(taskTempDir(t), "ledger")
 	s.CreateJob(t, "mpijob", "mpipool", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
 	})
@@ -334,7 +334,7 @@ func TestMultiInstanceGang(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, nil)
 	miPool(t, s, "gang", 3)
-	ledger := filepath.Join(t.TempDir(), "ledger")
+	ledger := filepath.Join(taskTempDir(t), "ledger")
 	env := []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
 	s.CreateJob(t, "first", "gang", func(c *azbatch.CreateJobContent) { c.CommonEnvironmentSettings = env })
 	s.CreateJob(t, "second", "gang", func(c *azbatch.CreateJobContent) { c.CommonEnvironmentSettings = env })
@@ -412,7 +412,7 @@ func TestMultiInstanceRestart(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, nil)
 	miPool(t, s, "mpipool", 2)
-	tmp := t.TempDir()
+	tmp := taskTempDir(t)
 	ledger, gate := filepath.Join(tmp, "ledger"), filepath.Join(tmp, "coordinate")
 	s.CreateJob(t, "mpijob", "mpipool", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}, {Name: to("GATE"), Value: to(gate)}}

@@ -26,7 +26,7 @@ func TestRestartExactlyOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := StartServer(t, nil)
-			ledger := filepath.Join(t.TempDir(), "ledger.txt")
+			ledger := filepath.Join(taskTempDir(t), "ledger.txt")
 			s.CreatePool(t, "restart", 2, 4, nil)
 			s.CreateJob(t, "restartjob", "restart", func(c *azbatch.CreateJobContent) {
 				c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}

@@ -33,7 +33,7 @@ func TestSpotPreemption(t *testing.T) {
 		t.Fatalf("pool current dedicated %d low-priority %d", *p.CurrentDedicatedNodes, *p.CurrentLowPriorityNodes)
 	}
 
-	ledger := filepath.Join(t.TempDir(), "ledger.txt")
+	ledger := filepath.Join(taskTempDir(t), "ledger.txt")
 	s.CreateJob(t, "spotjob", "spot", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("LEDGER"), Value: to(ledger)}}
 	})
