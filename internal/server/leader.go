@@ -273,10 +273,13 @@ func (h *ha) shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	close(h.stop)
 	<-h.done
-	err := h.s.http.Shutdown(ctx)
 	h.mu.Lock()
 	inner, lease := h.inner, h.lease
 	h.mu.Unlock()
+	if inner != nil {
+		inner.svc.Close() // ends the agents' long polls, which Shutdown waits for
+	}
+	err := h.s.http.Shutdown(ctx)
 	if inner != nil {
 		if ierr := inner.Shutdown(ctx); err == nil {
 			err = ierr

@@ -159,6 +159,23 @@ func TestHighAvailability(t *testing.T) {
 	if log, _ := os.ReadFile(b.logPath); !strings.Contains(string(log), "lost the leader lease") {
 		t.Errorf("the deposed leader's log does not say it lost the lease")
 	}
+
+	// A leader stopped in an orderly way (SIGTERM) releases the lease: the
+	// follower takes over.
+	b.Start()
+	if info := leaderInfo(t, b.URL); info.Role != "follower" || info.Leader != a.URL {
+		t.Fatalf("restarted second server: %+v, want a follower of %s", info, a.URL)
+	}
+	a.Stop()
+	eventually(t, 60*time.Second, "the follower to take over from a stopped leader", func() error {
+		if info := leaderInfo(t, b.URL); info.Role != "leader" || info.Epoch != 4 {
+			return fmt.Errorf("second server: %+v", info)
+		}
+		return nil
+	})
+	if log, _ := os.ReadFile(a.logPath); strings.Contains(string(log), "lost the leader lease") {
+		t.Errorf("the stopped leader's log says it lost the lease")
+	}
 }
 
 // terminateLeaseHolder ends the PostgreSQL connection that holds the leader
