@@ -208,6 +208,17 @@ func TestSlurmPoolByMetadata(t *testing.T) {
 	if counts := s.WaitJobTasks(t, "mj", 60*time.Second); *counts.TaskCounts.Succeeded != 1 {
 		t.Fatalf("task counts %+v", counts.TaskCounts)
 	}
+	// A job of a higher-priority partition preempts the node's job (state
+	// PREEMPTED): the node is preempted, and replaced by a new job once the
+	// Slurm node is free again.
+	node := s.poolNodeIDs(t, "onslurm")[0]
+	before := slurmJobs(t, c)[node]
+	c.Run(t, "sbatch", "--job-name=urgent", "-p", testslurm.PreemptingPartition, "--exclusive", "--output=/dev/null", "--wrap", "sleep 3")
+	s.poolWaitNodeState(t, "onslurm", node, azbatch.NodeStatePreempted)
+	s.poolWaitNodeState(t, "onslurm", node, azbatch.NodeStateIdle)
+	if after := slurmJobs(t, c)[node]; after == "" || after == before {
+		t.Errorf("job of the replaced node: %q (was %q)", after, before)
+	}
 	if _, err := s.Client.DeletePool(ctx(t), "onslurm", nil); err != nil {
 		t.Fatal(err)
 	}

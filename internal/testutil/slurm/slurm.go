@@ -31,6 +31,11 @@ const InstallCommand = "apt-get install -y slurm-wlm munge"
 // Partition is the cluster's one (default) partition.
 const Partition = "kiln"
 
+// PreemptingPartition is a second partition on the same node whose jobs
+// preempt (cancel) those of Partition: `sbatch -p kilnhigh --exclusive ...`
+// preempts every job of the node, which end in state PREEMPTED.
+const PreemptingPartition = "kilnhigh"
+
 // CPUs is how many CPUs the node offers (at least): every Kiln node is a
 // one-CPU job, so tests can run several on a small machine.
 const CPUs = 16
@@ -279,7 +284,10 @@ KillWait=5
 MinJobAge=300
 SlurmdParameters=config_overrides
 NodeName=%[2]s NodeAddr=127.0.0.1 CPUs=%[6]d RealMemory=4000 State=UNKNOWN
-PartitionName=%[7]s Nodes=%[2]s Default=YES MaxTime=INFINITE State=UP
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+PartitionName=%[7]s Nodes=%[2]s Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=%[8]s Nodes=%[2]s Default=NO MaxTime=INFINITE State=UP PriorityTier=2
 `
 
 func start() (*Cluster, error) {
@@ -304,7 +312,7 @@ func start() (*Cluster, error) {
 	c := &Cluster{Dir: dir, Conf: filepath.Join(dir, "slurm.conf"), NodeName: host}
 	cpus := max(CPUs, runtime.NumCPU())
 	name := "kiln" + strconv.Itoa(ports[0])
-	conf := fmt.Sprintf(confTemplate, name, host, ports[0], ports[1], dir, cpus, Partition)
+	conf := fmt.Sprintf(confTemplate, name, host, ports[0], ports[1], dir, cpus, Partition, PreemptingPartition)
 	if err := os.WriteFile(c.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
