@@ -91,6 +91,10 @@ func startHA(ctx context.Context, cfg Config, ln net.Listener, tlsCfg tlsSetup, 
 	if err != nil {
 		return fail(err)
 	}
+	if cfg.Storage == "" && (lease == nil || len(cfg.PeerURLs) > 0) {
+		cfg.Logger.Warn("several servers on one database, but storage is in this server's data directory: " +
+			"give every server the same --storage bucket, or blobs written through one are missing on the next leader")
+	}
 	if lease != nil {
 		if err := h.lead(ctx, lease); err != nil {
 			lease.Release()
