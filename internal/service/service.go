@@ -172,6 +172,7 @@ func (s *Service) Start() {
 	s.startAutoScale()
 	s.wg.Add(1)
 	go s.runSpot()
+	s.watchProviders() // provider_events.go
 }
 
 // Close stops the background loops. Nodes keep running: a restarted server
