@@ -89,6 +89,9 @@ func (s *Service) load(ctx context.Context) error {
 			removing:    deref(doc.State) == azbatch.NodeStateLeavingPool,
 			deallocated: deref(doc.State) == azbatch.NodeStateDeallocated,
 			preempted:   deref(doc.State) == azbatch.NodeStatePreempted,
+			// An unusable node stays so until its agent is heard from again
+			// (a provider may know it will not be: provider_events.go).
+			unusable: deref(doc.State) == azbatch.NodeStateUnusable,
 		}
 		if n.removing {
 			n.removeAt = now
