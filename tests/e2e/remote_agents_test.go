@@ -260,7 +260,7 @@ func TestRemoteAgents(t *testing.T) {
 	var tasks []azbatch.CreateTaskContent
 	for i := 0; i < 12; i++ {
 		tasks = append(tasks, azbatch.CreateTaskContent{ID: to(fmt.Sprintf("t%02d", i)),
-			CommandLine: to(fmt.Sprintf(`/bin/sh -c 'sleep 0.3; echo "$AZ_BATCH_NODE_ID" >> %s/$AZ_BATCH_TASK_ID'`, markers))})
+			CommandLine: to(fmt.Sprintf(`/bin/sh -c 'sleep 0.3; echo "$AZ_BATCH_NODE_ID" >> %s/$AZ_BATCH_TASK_ID; echo out-$AZ_BATCH_TASK_ID'`, markers))})
 	}
 	s.AddTasks(t, "byojob", tasks)
 	waitCompleted(t, s, "byojob", 12, time.Minute)
@@ -271,6 +271,10 @@ func TestRemoteAgents(t *testing.T) {
 			t.Fatalf("task %s marker: %q %v", *task.ID, b, err)
 		}
 		used[*task.NodeInfo.NodeID] = true
+	}
+	// The server reaches the joined nodes' files.
+	if out := taskMustReadFile(t, s, "byojob", "t05", "stdout.txt"); out != "out-t05\n" {
+		t.Fatalf("stdout.txt of t05 through the server: %q", out)
 	}
 	if len(used) < 2 {
 		t.Fatalf("tasks ran on %d node(s) only", len(used))
