@@ -20,6 +20,10 @@ type NodeEvent struct {
 	// rather than saw it end; the service acts only when the node's agent
 	// is silent too.
 	Uncertain bool
+	// Waiting: nothing ended; the node's resource is not there yet but is
+	// coming (a Slurm job waiting in the queue). The service keeps waiting
+	// for the node's agent instead of timing its start out.
+	Waiting bool
 }
 
 // Watcher is implemented by providers that report on their nodes. The

@@ -14,7 +14,9 @@ import (
 // resource was taken back is preempted (and started again later, as a
 // preempted Spot node is replaced, spot.go); one whose resource failed or
 // ended is unusable, its tasks requeued, as when its agent goes silent
-// (maintain.go), with the provider's reason as the node's error.
+// (maintain.go), with the provider's reason as the node's error. A node
+// whose resource waits in a queue (a pending Slurm job) stays starting as
+// long as the provider says so, instead of timing out after 2 minutes.
 
 // watchProviders starts the Watch of every provider that has one; it ends
 // with the service.
@@ -44,7 +46,15 @@ func (s *Service) watchProviders() {
 func (s *Service) providerEvent(ev provider.NodeEvent) {
 	s.mu.Lock()
 	n, ok := s.nodes[ev.NodeID]
-	if !ok || n.preempted || n.unusable && !ev.Preempted {
+	if ok && ev.Waiting {
+		// Still queued: the node's start has not timed out (maintain.go).
+		if !n.registered && !n.unusable && !n.preempted && !n.removing {
+			n.lastSeen = s.now()
+		}
+		s.mu.Unlock()
+		return
+	}
+	if !ok || ev.Waiting || n.preempted || n.unusable && !ev.Preempted {
 		s.mu.Unlock()
 		return
 	}

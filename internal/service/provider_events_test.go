@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"github.com/kilnbatch/kiln/internal/protocol"
 	"github.com/kilnbatch/kiln/internal/provider"
+	"github.com/kilnbatch/kiln/internal/store"
 )
 
 // TestProviderEventUnusable: a provider reports that a node's resource ended
@@ -72,5 +74,37 @@ func TestProviderEventPreempted(t *testing.T) {
 	}
 	if task := b.task("job", "a"); *task.State != azbatch.TaskStateActive || *task.ExecutionInfo.RequeueCount != 1 {
 		t.Fatalf("task %s requeued %d", *task.State, *task.ExecutionInfo.RequeueCount)
+	}
+}
+
+// TestProviderEventWaiting: a node whose resource waits in the provider's
+// queue does not time out while the provider says so.
+func TestProviderEventWaiting(t *testing.T) {
+	b := newDepsBundle(t, 1)
+	ctx := context.Background()
+	if _, err := b.s.PoolResize(ctx, depsAccount, "pool", &azbatch.ResizePoolContent{TargetDedicatedNodes: ptr(int32(2))}, Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := b.nextSpec()
+	age := func(d time.Duration) {
+		b.s.mu.Lock()
+		b.s.nodes[spec.NodeID].lastSeen = time.Now().Add(-d)
+		b.s.mu.Unlock()
+	}
+	check := func() azbatch.NodeState {
+		b.s.mu.Lock()
+		var w store.Writes
+		b.s.checkNodesLocked(&w)
+		b.s.mu.Unlock()
+		return *b.nodeDoc(spec.NodeID).State
+	}
+	age(3 * time.Minute)
+	b.s.providerEvent(provider.NodeEvent{NodeID: spec.NodeID, Waiting: true, Reason: "Slurm job 9 is PENDING (Priority)."})
+	if st := check(); st == azbatch.NodeStateUnusable {
+		t.Fatalf("a waiting node timed out: %s", st)
+	}
+	age(3 * time.Minute)
+	if st := check(); st != azbatch.NodeStateUnusable {
+		t.Fatalf("a node silent for 3 minutes without waiting reports: %s", st)
 	}
 }

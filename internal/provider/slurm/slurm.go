@@ -74,9 +74,10 @@ type Provider struct {
 	// jobs are the Slurm jobs of nodes, by node id: submitted by this
 	// process or found by squeue.
 	jobs map[string]*job
-	// cancelled holds the job ids this provider cancelled: their end is
-	// no event.
-	cancelled map[string]bool
+	// settled holds the ids of jobs whose end is no (more) event: those
+	// this provider cancelled and those already reported, with the time,
+	// for settledKept.
+	settled map[string]time.Time
 }
 
 type job struct {
@@ -84,6 +85,7 @@ type job struct {
 	state   string
 	running bool // seen running since it was last queued
 	ended   bool // an event was reported for its end
+	missing int  // answers of squeue in a row without it
 }
 
 // New returns a Slurm provider. It checks that sbatch is there.
@@ -115,7 +117,7 @@ func New(cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("slurm provider: %s not found in PATH (install the Slurm client commands, e.g. apt-get install slurm-client): %w", tool, err)
 		}
 	}
-	return &Provider{cfg: cfg, jobs: map[string]*job{}, cancelled: map[string]bool{}}, nil
+	return &Provider{cfg: cfg, jobs: map[string]*job{}, settled: map[string]time.Time{}}, nil
 }
 
 var (
@@ -138,6 +140,8 @@ func (p *Provider) Start(ctx context.Context, n provider.NodeSpec) error {
 		args = append(args, "--partition="+p.cfg.Partition)
 	}
 	args = append(args, p.cfg.SbatchArgs...)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, "sbatch", args...)
 	cmd.Stdin = strings.NewReader(p.script(n))
 	// The token travels in the environment (exported to the job), not on
@@ -227,7 +231,7 @@ func (p *Provider) Stop(ctx context.Context, n provider.NodeSpec) error {
 	j := p.jobs[n.NodeID]
 	delete(p.jobs, n.NodeID)
 	if j != nil {
-		p.cancelled[j.id] = true
+		p.settled[j.id] = time.Now()
 	}
 	p.mu.Unlock()
 	// By name too: a job submitted by an earlier server process, or one
@@ -244,7 +248,7 @@ func (p *Provider) Stop(ctx context.Context, n provider.NodeSpec) error {
 	}
 	p.mu.Lock()
 	for _, id := range ids {
-		p.cancelled[id] = true
+		p.settled[id] = time.Now()
 	}
 	p.mu.Unlock()
 	var stderr bytes.Buffer

@@ -142,12 +142,18 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	events := map[string]provider.NodeEvent{}
+	waiting := map[string]provider.NodeEvent{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f.p.Watch(ctx, func(ev provider.NodeEvent) {
 			mu.Lock()
 			defer mu.Unlock()
+			if ev.Waiting {
+				waiting[ev.NodeID] = ev
+				return
+			}
+			t.Logf("event %+v", ev)
 			if _, dup := events[ev.NodeID]; dup {
 				t.Errorf("second event for %s: %+v", ev.NodeID, ev)
 			}
@@ -167,6 +173,22 @@ func TestWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A job that waits in the queue (another provider's, found by name).
+	cfg := f.p.cfg
+	cfg.SbatchArgs = []string{"--begin=now+3600"}
+	later, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := later.Start(ctx, spec("later")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a waiting event for the queued job", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		ev, ok := waiting["later"]
+		return ok && strings.Contains(ev.Reason, "PENDING (BeginTime)")
+	})
 	jobID := func(id string) string { return f.c.Jobs(t)[JobName(id)][0] }
 	eventually(t, "the jobs run", func() bool {
 		jobs := f.c.Jobs(t)
@@ -210,7 +232,7 @@ func TestWatch(t *testing.T) {
 		t.Errorf("root directory of the failed node: %v", err)
 	}
 	time.Sleep(time.Second) // more polls: no event for the stopped job nor the quiet one
-	for _, id := range []string{"stopped", "quiet"} {
+	for _, id := range []string{"stopped", "quiet", "later"} {
 		if ev, ok := event(id); ok {
 			t.Errorf("event for %s: %+v", id, ev)
 		}

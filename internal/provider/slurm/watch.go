@@ -2,6 +2,7 @@ package slurm
 
 import (
 	"context"
+	"os/user"
 	"strings"
 	"time"
 
@@ -28,7 +29,8 @@ func terminal(state string) bool { return terminalStates[state] }
 // ended in any other way this provider did not ask for: failed, timed out,
 // lost its Slurm node, was cancelled by someone else, or (for the agent)
 // exited. A job that disappears from squeue between two polls is reported
-// as Uncertain.
+// as Uncertain. A job waiting in the queue to run for the first time is
+// reported as Waiting on every poll.
 func (p *Provider) Watch(ctx context.Context, emit func(provider.NodeEvent)) {
 	tick := time.NewTicker(p.cfg.PollInterval)
 	defer tick.Stop()
@@ -50,13 +52,20 @@ func (p *Provider) Watch(ctx context.Context, emit func(provider.NodeEvent)) {
 	}
 }
 
+// settledKept is how long the ids of settled jobs are remembered.
+const settledKept = time.Hour
+
 type queued struct{ id, name, state, reason string }
 
 // poll reads the jobs of Kiln nodes from squeue (ended ones included, as
 // long as slurmctld remembers them) and returns the events since the last
 // poll.
 func (p *Provider) poll(ctx context.Context) ([]provider.NodeEvent, error) {
-	out, err := run(ctx, "squeue", "-h", "-t", "all", "-o", "%i|%j|%T|%r")
+	args := []string{"-h", "-t", "all", "-o", "%i|%j|%T|%r"}
+	if u, err := user.Current(); err == nil {
+		args = append(args, "--user="+u.Username) // the jobs this provider submits
+	}
+	out, err := run(ctx, "squeue", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +83,7 @@ func (p *Provider) poll(ctx context.Context) ([]provider.NodeEvent, error) {
 		seen[node] = q
 	}
 	var endedIDs []string
+	now := time.Now()
 	p.mu.Lock()
 	var evs []provider.NodeEvent
 	for node, q := range seen {
@@ -82,34 +92,38 @@ func (p *Provider) poll(ctx context.Context) ([]provider.NodeEvent, error) {
 			if j != nil && newer(j.id, q.id) {
 				continue // an older job of a node started again
 			}
-			if p.cancelled[q.id] {
+			if _, ok := p.settled[q.id]; ok {
 				continue
 			}
 			// A job submitted by an earlier server process: adopt it.
 			j = &job{id: q.id}
 			p.jobs[node] = j
 		}
-		j.state = q.state
-		if p.cancelled[j.id] || j.ended {
+		j.state, j.missing = q.state, 0
+		if _, ok := p.settled[j.id]; ok || j.ended {
 			continue
 		}
 		switch {
+		case queuedStates[q.state] && !j.running:
+			evs = append(evs, provider.NodeEvent{NodeID: node, Waiting: true,
+				Reason: "Slurm job " + j.id + " is " + q.state + reasonSuffix(q.reason) + "."})
 		case queuedStates[q.state]:
-			if j.running {
-				// Requeued (scontrol requeue, preemption with
-				// PreemptMode=REQUEUE, a failed Slurm node): the agent and
-				// its tasks are gone.
-				j.running = false
-				j.ended = true
-				evs = append(evs, provider.NodeEvent{NodeID: node, Preempted: true, Code: "SlurmJobRequeued",
-					Reason: "Slurm job " + j.id + " was requeued (" + q.state + ", reason " + q.reason + ")."})
-			}
+			// Queued again after it ran, requeued (scontrol requeue,
+			// preemption with PreemptMode=REQUEUE, a failed Slurm node):
+			// the agent and its tasks are gone.
+			j.running = false
+			j.ended = true
+			p.settled[j.id] = now
+			evs = append(evs, provider.NodeEvent{NodeID: node, Preempted: true, Code: "SlurmJobRequeued",
+				Reason: "Slurm job " + j.id + " was requeued (" + q.state + ", reason " + q.reason + ")."})
 		case q.state == "PREEMPTED":
 			j.ended = true
+			p.settled[j.id] = now
 			evs = append(evs, provider.NodeEvent{NodeID: node, Preempted: true, Code: "SlurmJobPreempted",
 				Reason: "Slurm job " + j.id + " was preempted."})
 		case terminal(q.state):
 			j.ended = true
+			p.settled[j.id] = now
 			endedIDs = append(endedIDs, j.id)
 			evs = append(evs, provider.NodeEvent{NodeID: node, Code: "SlurmJobEnded",
 				Reason: "Slurm job " + j.id + " ended in state " + q.state + reasonSuffix(q.reason) + "."})
@@ -122,21 +136,25 @@ func (p *Provider) poll(ctx context.Context) ([]provider.NodeEvent, error) {
 		if _, ok := seen[node]; ok {
 			continue
 		}
-		delete(p.jobs, node)
-		if j.ended || p.cancelled[j.id] {
+		// Missing from two answers in a row: one may miss a job in
+		// transition.
+		if j.missing++; j.missing < 2 {
 			continue
 		}
+		delete(p.jobs, node)
+		if _, ok := p.settled[j.id]; ok || j.ended {
+			continue
+		}
+		p.settled[j.id] = now
 		evs = append(evs, provider.NodeEvent{NodeID: node, Code: "SlurmJobLost", Uncertain: true,
 			Reason: "Slurm job " + j.id + " is gone from the queue (last seen " + j.state + ")."})
 	}
-	// Cancelled ids are kept while squeue still lists them.
-	listed := map[string]bool{}
-	for _, q := range seen {
-		listed[q.id] = true
-	}
-	for id := range p.cancelled {
-		if !listed[id] {
-			delete(p.cancelled, id)
+	// Settled ids are kept long after slurmctld forgets the jobs (its
+	// MinJobAge, 300s by default): a job missing from one answer of squeue
+	// and back in the next is not reported again.
+	for id, at := range p.settled {
+		if now.Sub(at) > settledKept {
+			delete(p.settled, id)
 		}
 	}
 	p.mu.Unlock()
