@@ -49,6 +49,7 @@ type attempt struct {
 	cleans []<-chan struct{}
 
 	completedSeq int64 // Seq of the completed event; guarded by agent.mu
+	fenced       bool  // stopped and forgotten by a fence (fence.go); guarded by agent.mu
 
 	ident  *identity // who the process runs as (isolation.go)
 	cgroup string    // the attempt's cgroup, "" without one

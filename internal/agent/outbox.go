@@ -18,6 +18,10 @@ func (a *agent) emit(at *attempt, ev protocol.Event) {
 	}
 	ev.Time = ev.Time.UTC()
 	a.mu.Lock()
+	if at.fenced {
+		a.mu.Unlock()
+		return // fence.go: the server hears nothing more of it
+	}
 	a.eventSeq++
 	ev.Seq = a.eventSeq
 	a.outbox = append(a.outbox, ev)

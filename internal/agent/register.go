@@ -63,9 +63,11 @@ func (a *agent) registerOnce(ctx context.Context) error {
 	var resp protocol.RegisterResponse
 	rctx, cancel := a.requestContext(ctx, registerTimeout)
 	defer cancel()
+	sent := time.Now()
 	if err := a.post(rctx, protocol.PathRegister, "", req, &resp); err != nil {
 		return err
 	}
+	a.contact(sent) // fence.go
 	if a.cfg.Join {
 		if err := a.joined(&resp); err != nil { // join.go: standby, or the node id to keep
 			return err
@@ -76,6 +78,9 @@ func (a *agent) registerOnce(ctx context.Context) error {
 	}
 	a.token = resp.NodeToken
 	a.heartbeat = time.Duration(resp.HeartbeatInterval)
+	a.mu.Lock()
+	a.nodeTimeout = time.Duration(resp.NodeTimeout)
+	a.mu.Unlock()
 	if a.heartbeat <= 0 {
 		a.heartbeat = HeartbeatIntervalDefault
 	}

@@ -32,6 +32,7 @@ func (a *agent) loop(ctx context.Context) error {
 	}
 	var bo backoff
 	for {
+		sent := time.Now()
 		resp, err := a.sync(ctx)
 		switch {
 		case err == nil:
@@ -54,6 +55,7 @@ func (a *agent) loop(ctx context.Context) error {
 		}
 		bo.reset()
 		a.lastContact = time.Now()
+		a.contact(sent) // fence.go
 		a.apply(resp)
 		a.applied = a.syncSeq // the request just answered; only this goroutine sends syncs
 		if resp.Shutdown {
