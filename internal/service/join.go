@@ -337,3 +337,10 @@ func (s *Service) agentsResizeTimedOutLocked(p *poolState, w *store.Writes) bool
 	s.reconcilePoolLocked(p, w)
 	return true
 }
+
+// errNoPreemptAgents: Kiln does not own the machines of an agents pool, so
+// it cannot evict them as Azure evicts Spot VMs (spot.go).
+func errNoPreemptAgents(p *poolState) error {
+	return batch.Conflict("OperationNotSupportedForPoolProvider",
+		"The nodes of a pool whose node provider is agents cannot be preempted: Kiln does not own their machines.").With("poolId", p.id())
+}

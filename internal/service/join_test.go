@@ -168,6 +168,18 @@ func TestJoinAdmitsUpToTargets(t *testing.T) {
 		t.Fatalf("the service started a node of an agents pool: %+v", spec)
 	default:
 	}
+	// Kiln cannot evict machines it does not own.
+	var be *batch.Error
+	if _, err := b.s.PreemptNodes(context.Background(), joinAccount, "byo", nil, 1); !errors.As(err, &be) || be.Code != "OperationNotSupportedForPoolProvider" {
+		t.Fatalf("preempting a node of an agents pool: %v", err)
+	}
+	b.s.mu.Lock()
+	for _, n := range b.s.pools[key(joinAccount, "byo")].nodes {
+		if n.preemptible() {
+			t.Errorf("node %s of an agents pool is preemptible", n.id)
+		}
+	}
+	b.s.mu.Unlock()
 
 	// A grown target admits the standby agent under its id.
 	if _, err := b.s.PoolResize(context.Background(), joinAccount, "byo", &azbatch.ResizePoolContent{TargetDedicatedNodes: ptr(int32(3))}, Conditions{}); err != nil {

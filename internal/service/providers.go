@@ -146,7 +146,8 @@ func (s *Service) providerNameLocked(p *poolState) string {
 	}
 	if v, ok := metadataValue(p.doc.Metadata, MetadataProvider); ok {
 		if prov, found := s.providerNamed(strings.TrimSpace(v)); found {
-			return strings.ToLower(prov.Name())
+			p.kiln.Provider = strings.ToLower(prov.Name()) // kept: the choice never changes
+			return p.kiln.Provider
 		}
 	}
 	if s.cfg.Provider != nil {

@@ -64,7 +64,7 @@ func (s *Service) spotReplaceDelay() time.Duration {
 // whose agent runs, of a pool that is not being deleted.
 func (n *nodeState) preemptible() bool {
 	return !n.dedicated && n.registered && !n.unusable && !n.removing && !n.preempted &&
-		deref(n.pool.doc.State) == azbatch.PoolStateActive
+		deref(n.pool.doc.State) == azbatch.PoolStateActive && n.pool.kiln.Provider != providerAgents // join.go
 }
 
 // PreemptNodes preempts low-priority nodes of a pool on demand: the named
@@ -79,6 +79,9 @@ func (s *Service) PreemptNodes(ctx context.Context, account, poolID string, node
 	p, err := s.writablePoolLocked(account, poolID, Conditions{})
 	if err != nil {
 		return nil, err
+	}
+	if s.joinsAgentsLocked(p) { // join.go
+		return nil, errNoPreemptAgents(p)
 	}
 	var victims []*nodeState
 	if len(nodeIDs) > 0 {
