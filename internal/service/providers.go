@@ -197,3 +197,18 @@ func (s *Service) specProvider(spec provider.NodeSpec) provider.Provider {
 func (s *Service) startNodeSpec(ctx context.Context, spec provider.NodeSpec) error {
 	return s.specProvider(spec).Start(ctx, spec)
 }
+
+// providerImages are the images of every provider, each node agent SKU once.
+func (s *Service) providerImages() []provider.Image {
+	var out []provider.Image
+	seen := map[string]bool{}
+	for _, p := range s.providerList() {
+		for _, im := range p.Images() {
+			if !seen[im.NodeAgentSKUID] {
+				seen[im.NodeAgentSKUID] = true
+				out = append(out, im)
+			}
+		}
+	}
+	return out
+}

@@ -331,7 +331,7 @@ func deref[T any](p *T) T {
 // supportedAPIImage is the image the local provider's nodes report.
 func (s *Service) SupportedImages() []azbatch.SupportedImage {
 	var out []azbatch.SupportedImage
-	for _, im := range s.cfg.Provider.Images() {
+	for _, im := range s.providerImages() { // every provider's (providers.go)
 		os := azbatch.OSType(im.OSType)
 		out = append(out, azbatch.SupportedImage{
 			NodeAgentSKUID:   ptr(im.NodeAgentSKUID),
