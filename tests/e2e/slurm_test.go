@@ -61,8 +61,8 @@ func slurmWaitJobs(t *testing.T, c *testslurm.Cluster, nodes []string) map[strin
 
 // TestSlurmPool: a pool whose nodes are Slurm jobs running kiln agent runs
 // tasks; resizing cancels and submits jobs; a job cancelled from outside
-// makes its node unusable and its task runs again on the other node; a
-// requeued job (as Slurm's preemption with PreemptMode=REQUEUE does) makes
+// makes its node unusable and its task runs again on the other node, and a
+// reboot of the node submits a new job; a requeued job (as Slurm's preemption with PreemptMode=REQUEUE does) makes
 // its node preempted until it is replaced by a new job; deleting the pool
 // cancels every job.
 func TestSlurmPool(t *testing.T) {
@@ -126,6 +126,15 @@ func TestSlurmPool(t *testing.T) {
 			*task.ExecutionInfo.ExitCode, *task.ExecutionInfo.RequeueCount, *task.ExecutionInfo.RetryCount)
 	}
 
+	// Rebooting the unusable node submits a new job for it.
+	if _, err := s.Client.RebootNode(ctx(t), pool, victim, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.poolWaitNodeState(t, pool, victim, azbatch.NodeStateIdle)
+	if j := slurmJobs(t, c)[victim]; j == "" || j == jobs[victim] {
+		t.Errorf("job of the rebooted node: %q (was %q)", j, jobs[victim])
+	}
+
 	// scontrol requeue (what preemption with PreemptMode=REQUEUE does): the
 	// node is preempted, then replaced by a new job under the same id.
 	c.Run(t, "scontrol", "requeue", jobs[other])
@@ -171,7 +180,7 @@ func TestSlurmPool(t *testing.T) {
 		}
 	}
 	s.poolWaitNodeState(t, pool, third, azbatch.NodeStateIdle)
-	slurmWaitJobs(t, c, []string{third})
+	slurmWaitJobs(t, c, []string{victim, third})
 	if _, err := s.Client.DeletePool(ctx(t), pool, nil); err != nil {
 		t.Fatal(err)
 	}
