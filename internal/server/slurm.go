@@ -15,11 +15,13 @@ type SlurmConfig struct {
 	Enabled bool
 	// Partition, SbatchArgs, AgentBinary, RootDir and AgentListen: see
 	// slurm.Config.
-	Partition   string
-	SbatchArgs  []string
-	AgentBinary string
-	RootDir     string
-	AgentListen string
+	Partition  string
+	SbatchArgs []string
+	// LowPrioritySbatchArgs are added for Spot/low-priority nodes.
+	LowPrioritySbatchArgs []string
+	AgentBinary           string
+	RootDir               string
+	AgentListen           string
 	// PollInterval is how often the job states are read (squeue).
 	PollInterval time.Duration
 }
@@ -27,15 +29,16 @@ type SlurmConfig struct {
 // newSlurmProvider builds the Slurm provider of the configuration.
 func newSlurmProvider(cfg Config, fingerprint string) (provider.Provider, error) {
 	p, err := slurm.New(slurm.Config{
-		Partition:         cfg.Slurm.Partition,
-		SbatchArgs:        cfg.Slurm.SbatchArgs,
-		AgentBinary:       cfg.Slurm.AgentBinary,
-		RootDir:           cfg.Slurm.RootDir,
-		AgentListen:       cfg.Slurm.AgentListen,
-		OrphanTimeout:     cfg.AgentOrphanTimeout,
-		ServerFingerprint: fingerprint,
-		PollInterval:      cfg.Slurm.PollInterval,
-		Logger:            cfg.Logger,
+		Partition:             cfg.Slurm.Partition,
+		SbatchArgs:            cfg.Slurm.SbatchArgs,
+		LowPrioritySbatchArgs: cfg.Slurm.LowPrioritySbatchArgs,
+		AgentBinary:           cfg.Slurm.AgentBinary,
+		RootDir:               cfg.Slurm.RootDir,
+		AgentListen:           cfg.Slurm.AgentListen,
+		OrphanTimeout:         cfg.AgentOrphanTimeout,
+		ServerFingerprint:     fingerprint,
+		PollInterval:          cfg.Slurm.PollInterval,
+		Logger:                cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

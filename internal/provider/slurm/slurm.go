@@ -44,6 +44,11 @@ type Config struct {
 	// SbatchArgs are extra sbatch arguments, such as --time=1-00:00:00,
 	// --cpus-per-task=8, --mem=16G or --account=proj.
 	SbatchArgs []string
+	// LowPrioritySbatchArgs are more sbatch arguments for the jobs of
+	// Spot/low-priority nodes (after SbatchArgs: the last of a repeated
+	// option wins), such as --partition=scavenger or --qos=preemptible: a
+	// preemptible partition or QOS is what Azure's Spot VMs are.
+	LowPrioritySbatchArgs []string
 	// AgentBinary is the path of the kiln binary on the Slurm nodes
 	// (default: this process's own executable, for clusters where it is on
 	// a shared file system at the same path).
@@ -140,6 +145,9 @@ func (p *Provider) Start(ctx context.Context, n provider.NodeSpec) error {
 		args = append(args, "--partition="+p.cfg.Partition)
 	}
 	args = append(args, p.cfg.SbatchArgs...)
+	if !n.Dedicated {
+		args = append(args, p.cfg.LowPrioritySbatchArgs...)
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sbatch", args...)

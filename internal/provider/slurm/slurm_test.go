@@ -121,6 +121,25 @@ func TestStartStop(t *testing.T) {
 	if err := f.p.Stop(ctx, spec("tvmps_none_d")); err != nil {
 		t.Errorf("stop of an unknown node: %v", err)
 	}
+	// A low-priority node's job gets the low-priority arguments.
+	cfg := f.p.cfg
+	cfg.LowPrioritySbatchArgs = []string{"--partition=" + testslurm.PreemptingPartition}
+	lp, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := spec("tvmps_low_p")
+	low.Dedicated = false
+	if err := lp.Start(ctx, low); err != nil {
+		t.Fatal(err)
+	}
+	if part := strings.TrimSpace(f.c.Run(t, "squeue", "-h", "--name="+JobName(low.NodeID), "-o", "%P")); part != testslurm.PreemptingPartition {
+		t.Errorf("partition of the low-priority node's job: %q", part)
+	}
+	if err := lp.Stop(ctx, low); err != nil {
+		t.Fatal(err)
+	}
+
 	// A new provider (a restarted server) finds a node's job by its name.
 	m := spec("tvmps_2_d")
 	if err := f.p.Start(ctx, m); err != nil {
