@@ -257,3 +257,37 @@ func TestWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchLostJob: a job the controller forgets (slurmctld restarted
+// without its state) is reported as lost, uncertainly: the service then
+// asks its agent.
+func TestWatchLostJob(t *testing.T) {
+	f := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan provider.NodeEvent, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.p.Watch(ctx, func(ev provider.NodeEvent) {
+			if !ev.Waiting {
+				events <- ev
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	if err := f.p.Start(ctx, spec("lost")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the job runs", func() bool { return f.c.Jobs(t)[JobName("lost")][1] == "RUNNING" })
+	time.Sleep(500 * time.Millisecond) // the watcher sees it run
+	job := f.c.Jobs(t)[JobName("lost")][0]
+	f.c.RestartController(t, true)
+	select {
+	case ev := <-events:
+		if ev.NodeID != "lost" || !ev.Uncertain || ev.Preempted || ev.Code != "SlurmJobLost" || !strings.Contains(ev.Reason, "Slurm job "+job+" is gone") {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("no event for the lost job")
+	}
+}

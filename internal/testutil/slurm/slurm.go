@@ -118,6 +118,40 @@ func (c *Cluster) Jobs(t testing.TB) map[string][2]string {
 	return jobs
 }
 
+// RestartController restarts slurmctld. With clean it starts from empty
+// state (slurmctld -c): the controller forgets every job, as after losing
+// its StateSaveLocation.
+func (c *Cluster) RestartController(t testing.TB, clean bool) {
+	t.Helper()
+	ctld := c.procs[0]
+	_ = ctld.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done[0]:
+	case <-time.After(30 * time.Second):
+		t.Fatal("slurmctld did not stop")
+	}
+	args := []string{"-D", "-i", "-f", c.Conf}
+	if clean {
+		args = append(args, "-c")
+	}
+	if err := c.daemon("slurmctld", args...); err != nil {
+		t.Fatal(err)
+	}
+	n := len(c.procs) - 1
+	c.procs[0], c.done[0] = c.procs[n], c.done[n]
+	c.procs, c.done = c.procs[:n], c.done[:n]
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := c.Command("sinfo", "-h").Run(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slurmctld not answering after a restart:\n%s", c.Logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // Logs returns the daemons' logs.
 func (c *Cluster) Logs() string {
 	var b strings.Builder
@@ -398,7 +432,78 @@ func (c *Cluster) stop(t testing.TB) {
 		t.Logf("Slurm logs:\n%s", c.Logs())
 	}
 	c.kill()
+	c.killLeftovers()
 	os.RemoveAll(c.Dir)
+}
+
+// killLeftovers kills what is left of jobs the controller forgot (after
+// RestartController with clean): the sessions of slurmstepd processes that
+// still hold files of the cluster's directory, and of their job scripts.
+func (c *Cluster) killLeftovers() {
+	own := sessionOf("self")
+	entries, _ := os.ReadDir("/proc")
+	sessions := map[int]bool{}
+	stat := map[int]int{} // pid -> session
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		sid := sessionOf(e.Name())
+		if sid < 0 {
+			continue
+		}
+		stat[pid] = sid
+		if sid == own || sid <= 1 {
+			continue
+		}
+		if holds(pid, c.Dir) {
+			sessions[sid] = true
+		}
+	}
+	for pid, sid := range stat {
+		if sessions[sid] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// sessionOf is the session id of /proc/<pid> (-1 when unknown).
+func sessionOf(pid string) int {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return -1
+	}
+	str := string(b)
+	i := strings.LastIndexByte(str, ')')
+	if i < 0 {
+		return -1
+	}
+	// After the command: state ppid pgrp session ...
+	f := strings.Fields(str[i+1:])
+	if len(f) < 4 {
+		return -1
+	}
+	sid, err := strconv.Atoi(f[3])
+	if err != nil {
+		return -1
+	}
+	return sid
+}
+
+// holds reports whether process pid runs from dir or has a file of it open.
+func holds(pid int, dir string) bool {
+	p := "/proc/" + strconv.Itoa(pid)
+	if b, err := os.ReadFile(p + "/cmdline"); err == nil && strings.Contains(string(b), dir+"/") {
+		return true
+	}
+	fds, _ := os.ReadDir(p + "/fd")
+	for _, fd := range fds {
+		if t, err := os.Readlink(p + "/fd/" + fd.Name()); err == nil && strings.HasPrefix(t, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Cluster) kill() {
