@@ -3,9 +3,9 @@
 // before tasks run (Azure Batch's applicationPackageReferences).
 //
 // Everything lives in Kiln storage, as Azure keeps packages in the Batch
-// account's linked storage account: container "kiln-applications" holds, per
-// account, <account>/<application>.json (the application and its versions)
-// and <account>/<application>/<version>.zip. The registry keeps every
+// account's linked storage account: container "kiln-applications" of each
+// account's own storage holds <application>.json (the application and its
+// versions) and <application>/<version>.zip. The registry keeps every
 // application in memory, so resolving a reference while dispatching a task
 // does no I/O.
 package applications
@@ -25,18 +25,21 @@ import (
 	"github.com/kilnbatch/kiln/internal/protocol"
 )
 
-// Container is the storage container that holds every application.
+// Container is the storage container, in each account's storage, that
+// holds the account's applications.
 const Container = "kiln-applications"
 
-// Blobs is the part of Kiln storage the registry uses.
+// Blobs is the part of Kiln storage the registry uses; every call is in
+// the storage of one account.
 type Blobs interface {
 	// EnsureContainer creates a container unless it exists.
-	EnsureContainer(ctx context.Context, container string) error
-	Put(ctx context.Context, container, name string, r io.Reader, contentType string) error
-	Get(ctx context.Context, container, name string) (io.ReadCloser, error)
-	Delete(ctx context.Context, container, name string) error
-	// List returns the names of the blobs that start with prefix.
-	List(ctx context.Context, container, prefix string) ([]string, error)
+	EnsureContainer(ctx context.Context, account, container string) error
+	Put(ctx context.Context, account, container, name string, r io.Reader, contentType string) error
+	Get(ctx context.Context, account, container, name string) (io.ReadCloser, error)
+	Delete(ctx context.Context, account, container, name string) error
+	// List returns the names of the blobs that start with prefix; none
+	// when the container does not exist.
+	List(ctx context.Context, account, container, prefix string) ([]string, error)
 }
 
 // Errors of the registry; the API maps them to Azure's codes.
@@ -84,8 +87,8 @@ type Update struct {
 	AllowUpdates   *bool   `json:"allowUpdates"`
 }
 
-// Signer makes a signed read URL of a blob in Kiln storage.
-type Signer func(container, blob string, expiry time.Time) string
+// Signer makes a signed read URL of a blob in an account's Kiln storage.
+type Signer func(account, container, blob string, expiry time.Time) string
 
 // Registry is the set of applications of every account.
 type Registry struct {
@@ -103,32 +106,44 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func key(account, id string) string { return strings.ToLower(account) + "/" + strings.ToLower(id) }
 
-// Open loads every application from storage.
-func Open(ctx context.Context, blobs Blobs, sign Signer) (*Registry, error) {
+// Open loads the applications of the accounts from storage. An account
+// created later starts with none.
+func Open(ctx context.Context, blobs Blobs, sign Signer, accounts []string) (*Registry, error) {
 	r := &Registry{blobs: blobs, sign: sign, now: time.Now, apps: map[string]*Application{}}
-	if err := blobs.EnsureContainer(ctx, Container); err != nil {
-		return nil, fmt.Errorf("applications: %w", err)
-	}
-	names, err := blobs.List(ctx, Container, "")
-	if err != nil {
-		return nil, fmt.Errorf("applications: %w", err)
-	}
-	for _, name := range names {
-		account, file, ok := strings.Cut(name, "/")
-		if !ok || strings.Contains(file, "/") || !strings.HasSuffix(file, ".json") {
-			continue
-		}
-		a, err := r.read(ctx, name)
+	for _, account := range accounts {
+		names, err := blobs.List(ctx, account, Container, "")
 		if err != nil {
-			return nil, fmt.Errorf("applications: %s: %w", name, err)
+			return nil, fmt.Errorf("applications of %s: %w", account, err)
 		}
-		r.apps[key(account, a.ID)] = a
+		for _, name := range names {
+			if strings.Contains(name, "/") || !strings.HasSuffix(name, ".json") {
+				continue
+			}
+			a, err := r.read(ctx, account, name)
+			if err != nil {
+				return nil, fmt.Errorf("applications of %s: %s: %w", account, name, err)
+			}
+			r.apps[key(account, a.ID)] = a
+		}
 	}
 	return r, nil
 }
 
-func (r *Registry) read(ctx context.Context, name string) (*Application, error) {
-	rc, err := r.blobs.Get(ctx, Container, name)
+// DropAccount forgets the applications of an account (its storage is
+// deleted with it).
+func (r *Registry) DropAccount(account string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prefix := strings.ToLower(account) + "/"
+	for k := range r.apps {
+		if strings.HasPrefix(k, prefix) {
+			delete(r.apps, k)
+		}
+	}
+}
+
+func (r *Registry) read(ctx context.Context, account, name string) (*Application, error) {
+	rc, err := r.blobs.Get(ctx, account, Container, name)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +158,12 @@ func (r *Registry) read(ctx context.Context, name string) (*Application, error) 
 	return &a, nil
 }
 
-func metaBlob(account, id string) string {
-	return strings.ToLower(account) + "/" + strings.ToLower(id) + ".json"
+func metaBlob(id string) string {
+	return strings.ToLower(id) + ".json"
 }
 
-func zipBlob(account, id, version string) string {
-	return strings.ToLower(account) + "/" + strings.ToLower(id) + "/" + version + ".zip"
+func zipBlob(id, version string) string {
+	return strings.ToLower(id) + "/" + version + ".zip"
 }
 
 // write stores a copy of a; callers hold r.mu.
@@ -157,7 +172,10 @@ func (r *Registry) write(ctx context.Context, account string, a *Application) er
 	if err != nil {
 		return err
 	}
-	return r.blobs.Put(ctx, Container, metaBlob(account, a.ID), strings.NewReader(string(b)), "application/json")
+	if err := r.blobs.EnsureContainer(ctx, account, Container); err != nil {
+		return err
+	}
+	return r.blobs.Put(ctx, account, Container, metaBlob(a.ID), strings.NewReader(string(b)), "application/json")
 }
 
 func clone(a *Application) *Application {
@@ -239,11 +257,11 @@ func (r *Registry) Delete(ctx context.Context, account, id string) error {
 		return ErrApplicationNotFound
 	}
 	for v := range a.Versions {
-		if err := r.blobs.Delete(ctx, Container, zipBlob(account, a.ID, v)); err != nil {
+		if err := r.blobs.Delete(ctx, account, Container, zipBlob(a.ID, v)); err != nil {
 			return err
 		}
 	}
-	if err := r.blobs.Delete(ctx, Container, metaBlob(account, a.ID)); err != nil {
+	if err := r.blobs.Delete(ctx, account, Container, metaBlob(a.ID)); err != nil {
 		return err
 	}
 	delete(r.apps, key(account, id))
@@ -272,7 +290,10 @@ func (r *Registry) PutVersion(ctx context.Context, account, id, version string, 
 	}
 	// Upload outside the lock: packages can be large.
 	cr := &countingReader{r: body}
-	if err := r.blobs.Put(ctx, Container, zipBlob(account, a.ID, version), cr, "application/zip"); err != nil {
+	if err := r.blobs.EnsureContainer(ctx, account, Container); err != nil {
+		return nil, err
+	}
+	if err := r.blobs.Put(ctx, account, Container, zipBlob(a.ID, version), cr, "application/zip"); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
@@ -313,7 +334,7 @@ func (r *Registry) DeleteVersion(ctx context.Context, account, id, version strin
 		return err
 	}
 	r.apps[key(account, id)] = next
-	return r.blobs.Delete(ctx, Container, zipBlob(account, cur.ID, version))
+	return r.blobs.Delete(ctx, account, Container, zipBlob(cur.ID, version))
 }
 
 // urlLifetime is how long a package URL given to an agent stays valid.
@@ -343,7 +364,7 @@ func (r *Registry) Resolve(account, id, version string) (protocol.Package, error
 		ApplicationID: id,
 		Version:       version,
 		IsDefault:     version == a.DefaultVersion,
-		URL:           r.sign(Container, zipBlob(account, a.ID, version), r.now().Add(urlLifetime)),
+		URL:           r.sign(strings.ToLower(account), Container, zipBlob(a.ID, version), r.now().Add(urlLifetime)),
 		Revision:      p.LastActivationTime.UTC().Format(time.RFC3339Nano),
 	}, nil
 }

@@ -21,8 +21,10 @@ func openRegistry(t *testing.T, dir string) (*Registry, *storage.Storage) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sign := func(container, blob string, expiry time.Time) string { return "signed:" + container + "/" + blob }
-	r, err := Open(context.Background(), StorageBlobs(st), sign)
+	sign := func(account, container, blob string, expiry time.Time) string {
+		return "signed:" + account + "/" + container + "/" + blob
+	}
+	r, err := Open(context.Background(), StorageBlobs(st), sign, []string{"acct", "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,11 @@ func TestRegistryLifecycle(t *testing.T) {
 		t.Fatalf("put version: %+v %v", p, err)
 	}
 	// The zip is in storage where Resolve's URL points.
-	rd, err := st.NewReader(ctx, Container, "acct/blender/2.7.zip", 0, -1)
+	acct, err := st.Account(ctx, "acct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := acct.NewReader(ctx, Container, "blender/2.7.zip", 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +74,7 @@ func TestRegistryLifecycle(t *testing.T) {
 		t.Fatalf("set default: %v %v", created, err)
 	}
 	pkg, err := r.Resolve("ACCT", "blender", "")
-	if err != nil || pkg.Version != "2.7" || !pkg.IsDefault || pkg.URL != "signed:kiln-applications/acct/blender/2.7.zip" || pkg.Revision == "" {
+	if err != nil || pkg.Version != "2.7" || !pkg.IsDefault || pkg.URL != "signed:acct/kiln-applications/blender/2.7.zip" || pkg.Revision == "" {
 		t.Fatalf("resolve default: %+v %v", pkg, err)
 	}
 	// Uploading the version again gives it a new revision.
@@ -110,7 +116,7 @@ func TestRegistryLifecycle(t *testing.T) {
 	if _, err := r.Get("acct", "blender"); !errors.Is(err, ErrApplicationNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
-	names, err := StorageBlobs(st).List(ctx, Container, "")
+	names, err := StorageBlobs(st).List(ctx, "acct", Container, "")
 	if err != nil || len(names) != 0 {
 		t.Fatalf("blobs left after delete: %v %v", names, err)
 	}

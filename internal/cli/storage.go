@@ -1,7 +1,7 @@
 package cli
 
 // `kiln storage`: the server's blob storage, shaped like `az storage`. The
-// server serves it at <server URL>/storage speaking the Azure Blob REST
+// server serves each account's at <server URL>/storage/<account> speaking the Azure Blob REST
 // protocol, so the commands use the official azblob SDK, authenticated by an
 // account SAS signed locally with the Kiln account key.
 
@@ -59,11 +59,12 @@ func (s *storageOptions) command() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "storage",
 		Short: "Manage the Kiln server's blob storage: containers, uploads, downloads, signed URLs",
-		Long: "Kiln serves Azure-compatible blob storage at <server URL>" + storagePath + ". These commands\n" +
-			"sign their requests with an account SAS made from the account key, and `kiln storage url`\n" +
+		Long: "Kiln serves Azure-compatible blob storage, each account's own at <server URL>" + storagePath + "/<account>.\n" +
+			"These commands work in the storage of the account they authenticate as: they sign their\n" +
+			"requests with an account SAS made from the account key, and `kiln storage url`\n" +
 			"prints signed URLs for resourceFiles (storageContainerUrl, httpUrl) and outputFiles.",
 	}
-	cmd.PersistentFlags().StringVar(&s.storageURL, "storage-url", "", "storage base URL (env "+EnvStorageURL+"; default <server URL>"+storagePath+")")
+	cmd.PersistentFlags().StringVar(&s.storageURL, "storage-url", "", "storage base URL (env "+EnvStorageURL+"; default <server URL>"+storagePath+"/<account>)")
 	cmd.PersistentFlags().MarkHidden("storage-url")
 	cmd.AddCommand(
 		s.containerCommand(),
@@ -86,7 +87,8 @@ type storageTarget struct {
 }
 
 // target resolves the credentials and the storage base URL: --storage-url,
-// else $KILN_STORAGE_URL, else the server URL + /storage.
+// else $KILN_STORAGE_URL, else the account's storage on the server,
+// <server URL>/storage/<account> (path-style, as Azurite's).
 func (s *storageOptions) target() (storageTarget, error) {
 	c, err := s.g.credentials()
 	if err != nil {
@@ -109,7 +111,7 @@ func (s *storageOptions) baseURL(c Credentials) string {
 			return normalizeURL(u)
 		}
 	}
-	return c.URL + storagePath
+	return c.URL + storagePath + "/" + strings.ToLower(c.AccountName)
 }
 
 // client resolves the target and builds an azblob client whose every

@@ -57,7 +57,8 @@ func kilnStorageCLI(t *testing.T) storageCLI {
 	t.Cleanup(func() { s.Close() })
 	key := []byte("kiln-storage-test-key")
 	mux := http.NewServeMux()
-	mux.Handle("/storage/", http.StripPrefix("/storage", s.Handler(storage.Signer{Account: "acct", Key: key})))
+	keys := func(account string) ([][]byte, bool) { return [][]byte{key}, account == "acct" }
+	mux.Handle("/storage/", http.StripPrefix("/storage", s.AccountsHandler(keys)))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return storageCLI{kilnURL: srv.URL, account: "acct", key: base64.StdEncoding.EncodeToString(key)}
@@ -400,7 +401,7 @@ func exerciseURLs(t *testing.T, cli storageCLI) {
 	u := strings.TrimSpace(res.stdout)
 	base := cli.storageURL
 	if base == "" {
-		base = cli.kilnURL + "/storage"
+		base = cli.kilnURL + "/storage/acct"
 	}
 	if !strings.HasPrefix(u, base+"/pub/dir/a%20b.txt?") || !strings.Contains(u, "sr=b") || !strings.Contains(u, "sp=r&") {
 		t.Errorf("blob URL %q", u)

@@ -154,9 +154,9 @@ func TestParseExpiry(t *testing.T) {
 
 func TestStorageBaseURL(t *testing.T) {
 	t.Parallel()
-	c := Credentials{URL: "http://127.0.0.1:8080"}
+	c := Credentials{URL: "http://127.0.0.1:8080", AccountName: "Acct1"}
 	s := &storageOptions{g: &globalOptions{getenv: envMap(nil)}}
-	if got := s.baseURL(c); got != "http://127.0.0.1:8080/storage" {
+	if got := s.baseURL(c); got != "http://127.0.0.1:8080/storage/acct1" {
 		t.Errorf("default %q", got)
 	}
 	s.g.getenv = envMap(map[string]string{EnvStorageURL: "127.0.0.1:10000/devstoreaccount1/"})

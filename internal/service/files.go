@@ -23,8 +23,9 @@ import (
 // it runs, needs nothing else to reach a container or blob.
 type StorageLinks interface {
 	// ContainerURL is an Azure Blob container URL with a SAS granting perms
-	// (Azure's letters: r read, l list, w write, c create, a add, d delete).
-	ContainerURL(container, perms string, expiry time.Time) string
+	// (Azure's letters: r read, l list, w write, c create, a add, d delete),
+	// in the account's own storage.
+	ContainerURL(account, container, perms string, expiry time.Time) string
 }
 
 // Applications resolves application package references.
@@ -212,7 +213,7 @@ func appID(id string) string {
 
 // resourceFileOrders turns resourceFiles into agent orders, signing Kiln
 // storage containers.
-func (s *Service) resourceFileOrders(rfs []azbatch.ResourceFile) []protocol.ResourceFile {
+func (s *Service) resourceFileOrders(account string, rfs []azbatch.ResourceFile) []protocol.ResourceFile {
 	if len(rfs) == 0 {
 		return nil
 	}
@@ -221,7 +222,7 @@ func (s *Service) resourceFileOrders(rfs []azbatch.ResourceFile) []protocol.Reso
 		o := protocol.ResourceFile{URL: deref(rf.HTTPURL), ContainerURL: deref(rf.StorageContainerURL),
 			BlobPrefix: deref(rf.BlobPrefix), FilePath: deref(rf.FilePath), FileMode: deref(rf.FileMode)}
 		if name := deref(rf.AutoStorageContainerName); name != "" && s.cfg.Storage != nil {
-			o.ContainerURL = s.cfg.Storage.ContainerURL(name, "rl", s.now().Add(signedURLLifetime))
+			o.ContainerURL = s.cfg.Storage.ContainerURL(account, name, "rl", s.now().Add(signedURLLifetime))
 		}
 		out = append(out, o)
 	}

@@ -103,7 +103,7 @@ func (s *Service) subtaskAssignment(t *taskState, n *nodeState, sub *subtask, id
 	as := s.taskAssignment(t, n, id)
 	as.Kind = protocol.KindSubtask
 	as.CommandLine = deref(mi.CoordinationCommandLine)
-	as.ResourceFiles = s.resourceFileOrders(mi.CommonResourceFiles)
+	as.ResourceFiles = s.resourceFileOrders(t.job.account, mi.CommonResourceFiles)
 	as.OutputFiles = nil
 	as.MultiInstance = sub.run.info(sub.id)
 	return as

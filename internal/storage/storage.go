@@ -75,6 +75,9 @@ type Storage struct {
 	// the final ones (os.TempDir is on another file system): listings then
 	// hide names that look like those temporary files.
 	tmpNextToFile bool
+	// accounts holds the per-account views of a bucket opened with Open
+	// (accounts.go); nil in a view.
+	accounts *accountSet
 }
 
 // Open opens the bucket at rawURL:
@@ -87,6 +90,16 @@ type Storage struct {
 //
 // The query parameters of s3:// and azblob:// URLs are gocloud.dev's own.
 func Open(ctx context.Context, rawURL string) (*Storage, error) {
+	st, err := open(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	st.accounts = &accountSet{url: rawURL, views: map[string]*Storage{}}
+	return st, nil
+}
+
+// open opens the bucket at rawURL (see Open).
+func open(ctx context.Context, rawURL string) (*Storage, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("storage: parse bucket URL: %w", err)
@@ -149,6 +162,7 @@ func renameWorks(from, to string) bool {
 
 // Close closes the bucket.
 func (s *Storage) Close() error {
+	s.closeAccounts()
 	return s.bucket.Close()
 }
 

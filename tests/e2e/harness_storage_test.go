@@ -22,8 +22,9 @@ import (
 // official azblob SDK, which speaks to Kiln storage, Azurite and Azure
 // alike.
 
-// storageBase is the blob service URL of a server's Kiln storage.
-func (s *Server) storageBase() string { return s.URL + "/storage" }
+// storageBase is the blob service URL of the test account's Kiln storage
+// (path-style: <server>/storage/<account>).
+func (s *Server) storageBase() string { return s.URL + "/storage/" + testAccount }
 
 // storageClient returns an azblob client for the server's storage, with an
 // account SAS made from the account key, as `kiln storage` makes it.
