@@ -192,6 +192,7 @@ func (s *server) routes() {
 
 	// Join tokens of bring-your-own-node pools (Kiln's own routes, join_tokens.go).
 	s.joinTokenRoutes(h)
+	s.accountRoutes(h) // /kiln/accounts (accounts.go)
 
 	// Azure operations Kiln does not implement yet (501 NotImplemented).
 	// Certificate paths with parentheses are handled in s.fallback.

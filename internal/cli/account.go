@@ -23,13 +23,14 @@ type accountKeys struct {
 }
 
 func newAccountCommand(o *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "account", Short: "Manage the Batch account"}
+	cmd := &cobra.Command{Use: "account", Short: "Manage the Batch account's keys, and the server's accounts (create, list, show, delete)"}
 	keys := &cobra.Command{
 		Use:   "keys",
 		Short: "List or regenerate the account's primary and secondary keys (both sign requests)",
 	}
 	keys.AddCommand(accountKeysListCommand(o), accountKeysRegenerateCommand(o))
 	cmd.AddCommand(keys)
+	cmd.AddCommand(accountManageCommands(o)...) // account_manage.go
 	return cmd
 }
 
