@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -604,5 +605,64 @@ func isoStorage(t *testing.T, s *Server, a, b acct) {
 	// An unknown account's storage is refused the same way.
 	if st, body := get(strings.Replace(isoServiceSAS(t, s.URL+"/storage/nosuchacct", "nosuchacct", b.key), "/?", "/?comp=list&", 1)); st != http.StatusForbidden {
 		t.Errorf("unknown account's storage: %d %s, want 403", st, body)
+	}
+}
+
+// TestAccountsCLI drives `kiln account create|list|show|delete` as the
+// admin (the server's credentials.json), then uses the new account's key
+// for its own pool list and storage, and checks that the new account
+// cannot manage accounts.
+func TestAccountsCLI(t *testing.T) {
+	s := StartServer(t, nil)
+	kiln := func(env []string, args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(kilnBin, args...)
+		cmd.Env = append(os.Environ(), "KILN_DATA_DIR="+s.DataDir, "KILN_URL=", "KILN_ACCOUNT_NAME=", "KILN_ACCOUNT_KEY=")
+		cmd.Env = append(cmd.Env, env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(env []string, args ...string) string {
+		t.Helper()
+		out, err := kiln(env, args...)
+		if err != nil {
+			t.Fatalf("kiln %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	var created struct{ AccountName, Primary, Secondary string }
+	if err := json.Unmarshal([]byte(must(nil, "account", "create", "clia", "-o", "json")), &created); err != nil ||
+		created.AccountName != "clia" || created.Primary == "" || created.Secondary == "" {
+		t.Fatalf("create: %+v %v", created, err)
+	}
+	if out := must(nil, "account", "list"); !strings.Contains(out, "clia") || !strings.Contains(out, testAccount) {
+		t.Fatalf("list: %s", out)
+	}
+	if out := must(nil, "account", "show", "clia"); !strings.Contains(out, created.Primary) {
+		t.Fatalf("show: %s", out)
+	}
+	if out, err := kiln(nil, "account", "create", "Bad-Name"); err == nil || !strings.Contains(out, "InvalidPropertyValue") {
+		t.Fatalf("bad name: %v %s", err, out)
+	}
+
+	// The new account works with its own key, in its own storage.
+	asA := []string{"KILN_URL=" + s.URL, "KILN_ACCOUNT_NAME=clia", "KILN_ACCOUNT_KEY=" + created.Primary}
+	if out := must(asA, "pool", "list"); strings.Contains(out, "Error") {
+		t.Fatalf("pool list as clia: %s", out)
+	}
+	must(asA, "storage", "container", "create", "clibox")
+	if out := must(nil, "storage", "container", "list"); strings.Contains(out, "clibox") {
+		t.Fatalf("the admin's storage lists clia's container: %s", out)
+	}
+	if out, err := kiln(asA, "account", "list"); err == nil || !strings.Contains(out, "AuthorizationFailure") {
+		t.Fatalf("account list as clia: %v %s", err, out)
+	}
+
+	must(nil, "account", "delete", "clia")
+	if out, err := kiln(asA, "pool", "list"); err == nil {
+		t.Fatalf("a deleted account's key still works: %s", out)
+	}
+	if out := must(nil, "account", "list"); strings.Contains(out, "clia") {
+		t.Fatalf("list after delete: %s", out)
 	}
 }
