@@ -383,6 +383,21 @@ func TestAccountsIsolation(t *testing.T) {
 	before := snapshot()
 	markers := []string{"isoapool", "isoajob", "isoatask", "isoasched", "isoaapp", userName, nodeID, tp, strings.ToUpper(tp), "isoa-output", a.key}
 
+	// B's pools cannot use A's application packages or certificates.
+	poolWith := func(id, extra string) []byte {
+		return []byte(`{"id":"` + id + `","vmSize":"standard_d2s_v3","targetDedicatedNodes":0,` + extra +
+			`"virtualMachineConfiguration":{"imageReference":{"publisher":"kiln","offer":"local","sku":"host","version":"latest"},"nodeAgentSKUId":"batch.node.kiln.local"}}`)
+	}
+	for what, extra := range map[string]string{
+		"A's application": `"applicationPackageReferences":[{"applicationId":"isoaapp","version":"1.0"}],`,
+		"A's certificate": `"certificateReferences":[{"thumbprint":"` + tp + `","thumbprintAlgorithm":"sha1"}],`,
+	} {
+		if r := s.acctDo(t, b, "", "POST", "/pools", poolWith("isobrefs", extra)); r.Status < 400 || r.Status >= 500 {
+			t.Errorf("B's pool referencing %s: %d %s, want a 4xx", what, r.Status, r.Body)
+			s.acctDo(t, b, "", "DELETE", "/pools/isobrefs", nil)
+		}
+	}
+
 	subst := func(s string) string {
 		for k, v := range ids {
 			s = strings.ReplaceAll(s, k, v)
@@ -468,6 +483,28 @@ func TestAccountsIsolation(t *testing.T) {
 	// not show A's containers, and A's container is not at B's address.
 	isoStorage(t, s, a, b)
 
+	// A task of B naming A's container (autoStorageContainerName) gets a URL
+	// the server signed for B's storage, where there is no such container:
+	// its resource files fail and nothing of A's reaches B's node.
+	s.acctMust(t, b, http.StatusCreated, "POST", "/pools", []byte(strings.Replace(string(poolWith("isobpool", "")), `"targetDedicatedNodes":0`, `"targetDedicatedNodes":1`, 1)))
+	s.acctMust(t, b, http.StatusCreated, "POST", "/jobs", []byte(`{"id":"isobjob","poolInfo":{"poolId":"isobpool"}}`))
+	s.acctMust(t, b, http.StatusCreated, "POST", "/jobs/isobjob/tasks",
+		[]byte(`{"id":"steal","commandLine":"/bin/cat in/isoa-blob.txt","resourceFiles":[{"autoStorageContainerName":"isoacontainer","filePath":"in"}]}`))
+	eventually(t, 60*time.Second, "B's task completed", func() error {
+		r := s.acctDo(t, b, "", "GET", "/jobs/isobjob/tasks/steal", nil)
+		if !bytes.Contains(r.Body, []byte(`"state":"completed"`)) {
+			return fmt.Errorf("%d %s", r.Status, r.Body)
+		}
+		return nil
+	})
+	if r := s.acctMust(t, b, http.StatusOK, "GET", "/jobs/isobjob/tasks/steal", nil); !bytes.Contains(r.Body, []byte(`"result":"failure"`)) ||
+		bytes.Contains(r.Body, []byte("isoa data")) {
+		t.Errorf("B's task reading A's container did not fail: %s", r.Body)
+	}
+	if r := s.acctDo(t, b, "", "GET", "/jobs/isobjob/tasks/steal/files/stdout.txt", nil); bytes.Contains(r.Body, []byte("isoa data")) {
+		t.Errorf("B's task read A's blob: %s", r.Body)
+	}
+
 	// A's key still works for A, and the admin can delete B once empty.
 	s.acctMust(t, a, http.StatusOK, "GET", "/pools/isoapool", nil)
 	if r := s.acctDo(t, admin, "", "DELETE", "/kiln/accounts/isob", nil); r.Status != http.StatusConflict || r.poolError(t).Code != "AccountNotEmpty" {
@@ -476,7 +513,7 @@ func TestAccountsIsolation(t *testing.T) {
 	if r := s.acctDo(t, admin, "", "DELETE", "/kiln/accounts/"+testAccount, nil); r.Status != http.StatusConflict {
 		t.Errorf("delete the admin account: %d %s, want 409", r.Status, r.Body)
 	}
-	for _, p := range []string{"/jobschedules/isoasched", "/jobs/isoajob", "/certificates(thumbprintAlgorithm=sha1,thumbprint=" + tp + ")", "/pools/isoapool"} {
+	for _, p := range []string{"/jobschedules/isoasched", "/jobs/isoajob", "/certificates(thumbprintAlgorithm=sha1,thumbprint=" + tp + ")", "/pools/isoapool", "/jobs/isobjob", "/pools/isobpool"} {
 		s.acctMust(t, b, http.StatusAccepted, "DELETE", p, nil)
 	}
 	eventually(t, 60*time.Second, "B's objects deleted", func() error {
