@@ -20,6 +20,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/kilnbatch/kiln/internal/testutil/postgres"
 	"github.com/kilnbatch/kiln/sharedkey"
 )
 
@@ -282,7 +283,22 @@ func TestAccountsIsolation(t *testing.T) {
 		t.Fatalf("routes missing from isoOps (add each with what another account must get):\n%s", strings.Join(missing, "\n"))
 	}
 
-	s := StartServer(t, nil)
+	accountsIsolation(t, StartServer(t, nil))
+}
+
+// TestAccountsIsolationPostgres is TestAccountsIsolation on a server whose
+// record is PostgreSQL (accounts created and deleted there).
+func TestAccountsIsolationPostgres(t *testing.T) {
+	kv := map[string]string{}
+	for _, f := range strings.Fields(postgres.Start(t)) {
+		k, v, _ := strings.Cut(f, "=")
+		kv[k] = v
+	}
+	dsn := fmt.Sprintf("postgres://%s@127.0.0.1:%s/%s?sslmode=disable", kv["user"], kv["port"], kv["dbname"])
+	accountsIsolation(t, StartServer(t, &ServerOpts{Args: []string{"--store", dsn}}))
+}
+
+func accountsIsolation(t *testing.T, s *Server) {
 	admin := acct{testAccount, testKey}
 
 	// Account management by the admin.
