@@ -12,13 +12,23 @@ import (
 	"time"
 )
 
-// TestAccounts checks that each account's storage is a world of its own:
+// TestAccounts checks on a directory that each account's storage is a world of its own:
 // views do not share containers, a SAS reaches only the account it was
 // signed for, and deleting an account deletes only its storage.
 func TestAccounts(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	s, _ := openDirStorage(t)
+	exerciseAccounts(t, s)
+}
+
+// TestAccounts_S3Bucket is TestAccounts on a real S3 server, where an
+// account is a key prefix of the bucket.
+func TestAccounts_S3Bucket(t *testing.T) {
+	exerciseAccounts(t, openS3Storage(t))
+}
+
+func exerciseAccounts(t *testing.T, s *Storage) {
+	ctx := context.Background()
 	if _, err := s.Account(ctx, "../x"); !errors.Is(err, ErrInvalidAccount) {
 		t.Fatalf("bad account name: %v", err)
 	}

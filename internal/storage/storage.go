@@ -16,6 +16,10 @@
 //
 // Keys under ".kiln/" are never visible as blobs: container names cannot
 // start with a dot, so no container prefix can reach them.
+//
+// The server keeps every account's storage in one bucket, each under a
+// prefix "<account>/" with the layout above (Account, AccountsHandler in
+// accounts.go).
 package storage
 
 import (
