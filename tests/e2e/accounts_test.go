@@ -478,6 +478,24 @@ func accountsIsolation(t *testing.T, s *Server) {
 		}
 	}
 
+	// Now B has a pool, job and schedule with A's ids: A's nodes, tasks and
+	// node users are still out of reach through them.
+	for _, op := range isoOps {
+		if op.class != isoNotFound || !strings.Contains(op.path, "{nodeId}") && !strings.Contains(op.path, "{taskId}") {
+			continue
+		}
+		path, body := subst(op.path), []byte(nil)
+		if op.body != "" {
+			body = []byte(subst(op.body))
+		}
+		r := s.acctDo(t, b, "", op.method, path, body)
+		if r.Status != http.StatusNotFound {
+			t.Errorf("%s as B through B's own %s: %d %s, want 404", op.method, path, r.Status, r.Body)
+		} else if op.method != "HEAD" && !strings.HasSuffix(r.poolError(t).Code, "NotFound") {
+			t.Errorf("%s as B through B's own %s: %s, want a *NotFound code", op.method, path, r.Body)
+		}
+	}
+
 	// A's objects are as they were, and B's lifetime statistics count
 	// nothing of A's.
 	after := snapshot()
