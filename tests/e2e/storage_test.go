@@ -200,7 +200,11 @@ func TestStorageWorkflowS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	blobs, _, err := direct.ListBlobs(ctx(t), "outputs", "results/", "", 100)
+	acctStorage, err := direct.Account(ctx(t), testAccount) // the account's prefix of the bucket
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, _, err := acctStorage.ListBlobs(ctx(t), "outputs", "results/", "", 100)
 	if err != nil || len(blobs) != 8 {
 		t.Fatalf("outputs in the S3 bucket: %d blobs, %v; want 8", len(blobs), err)
 	}
