@@ -51,7 +51,9 @@ func IsList(list string) bool { return len(Split(list)) > 1 }
 //
 // A request that fails after it was sent (the connection broke while the
 // server answered) is not sent again, since it may have had its effect: its
-// error is returned, and the next request starts with the next server.
+// error is returned, and the next request tries the same server first (if
+// it is gone, that request cannot connect and moves on). A request the
+// caller cancels changes nothing.
 type Transport struct {
 	servers []target
 	// Other carries requests to hosts that are none of the servers (default
@@ -123,11 +125,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		lastErr = err
 		if !notSent(err) || !replayable || req.Context().Err() != nil {
-			t.setCurrent(start, (k+1)%n)
+			// Sent (or cancelled by the caller): the server may be fine,
+			// so stay with it; if it is gone, the next request finds out.
+			t.setCurrent(start, k)
 			return nil, err
 		}
 	}
-	t.setCurrent(start, (start+1)%n)
 	return nil, lastErr
 }
 

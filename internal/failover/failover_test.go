@@ -1,11 +1,13 @@
 package failover_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kilnbatch/kiln/internal/failover"
 )
@@ -82,5 +84,33 @@ func TestFailover(t *testing.T) {
 	b.Close()
 	if _, err := post("three"); err == nil {
 		t.Fatal("post with every server down succeeded")
+	}
+}
+
+// TestCancelKeepsServer: a request its caller cancels (agents cancel their
+// long polls) leaves the current server as it is.
+func TestCancelKeepsServer(t *testing.T) {
+	block := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // then the server notices the client going
+		<-r.Context().Done()
+	})
+	a := httptest.NewServer(block)
+	defer a.Close()
+	b := httptest.NewServer(block)
+	defer b.Close()
+	tr, err := failover.New([]string{a.URL, b.URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/agent/v1/sync", strings.NewReader("{}"))
+		if _, err := (&http.Client{Transport: tr}).Do(req); err == nil {
+			t.Fatal("a cancelled request succeeded")
+		}
+		cancel()
+		if tr.Current() != a.URL {
+			t.Fatalf("current server after a cancelled request = %s, want %s", tr.Current(), a.URL)
+		}
 	}
 }

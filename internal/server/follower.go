@@ -75,6 +75,10 @@ func (p *followerProxy) refresh(ctx context.Context) {
 		Transport:     tr,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil { // the client gave up (agents cancel long polls)
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
 			p.h.s.cfg.Logger.Warn("forward to the leader", "leader", target.String(), "method", r.Method, "path", r.URL.Path, "err", err)
 			serverBusy(w, r, "The leader server cannot be reached; another server takes over shortly. Please retry.")
 		},

@@ -43,7 +43,7 @@ func TestHighAvailability(t *testing.T) {
 		t.Fatalf("second server: %+v, want a follower of %s", info, a.URL)
 	}
 
-	markers := t.TempDir()
+	markers := taskTempDir(t) // writable by the users tasks run as
 	// Requests through the follower: the pool, the job and the tasks are
 	// created on the leader through it.
 	b.CreatePool(t, "hapool", 3, 4, nil)
@@ -331,7 +331,7 @@ func TestHighAvailabilityHTTPS(t *testing.T) {
 	})
 	b.Client = batchClient(t, b.URL, testKey, hcB)
 
-	markers := t.TempDir()
+	markers := taskTempDir(t) // writable by the users tasks run as
 	b.CreatePool(t, "hapool", 2, 4, nil)
 	b.CreateJob(t, "hajob", "hapool", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
