@@ -377,3 +377,73 @@ func readFingerprint(t *testing.T, dataDir string) string {
 	}
 	return c.ServerFingerprint
 }
+
+// TestHighAvailabilityRemoteAgents: agents run by hand join a pool with both
+// servers' addresses (`kiln agent --server A,B --pool --token`); the pool,
+// its join token and the job are made through the follower; the leader is
+// killed mid-job and every task still runs exactly once.
+func TestHighAvailabilityRemoteAgents(t *testing.T) {
+	dsn := postgresURL(t)
+	shared := "file://" + t.TempDir()
+	addrB := freeAddr(t)
+	common := []string{"--store", dsn, "--storage", shared}
+	a := StartServer(t, &ServerOpts{Args: append(append([]string{}, common...), "--peer-urls", "http://"+addrB)})
+	b := startServerAt(t, addrB, &ServerOpts{Args: append(append([]string{}, common...), "--peer-urls", a.URL)})
+
+	createAgentsPool(t, b, "rpool", 2, 4)
+	token, _, _ := joinToken(t, b, "rpool", false)
+	dir := t.TempDir()
+	for i := range 2 {
+		startRemoteAgent(t, a.URL+","+b.URL, "rpool", token, filepath.Join(dir, fmt.Sprintf("agent%d", i)))
+	}
+	b.WaitNodes(t, "rpool", 2, azbatch.NodeStateIdle)
+
+	markers := taskTempDir(t)
+	b.CreateJob(t, "rjob", "rpool", func(c *azbatch.CreateJobContent) {
+		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
+	})
+	const n = 200
+	var tasks []azbatch.CreateTaskContent
+	for i := range n {
+		tasks = append(tasks, azbatch.CreateTaskContent{
+			ID:          to(fmt.Sprintf("t%03d", i)),
+			CommandLine: to(`/bin/sh -c 'sleep 0.1; mktemp "$MARKERS/$AZ_BATCH_TASK_ID.XXXXXX" >/dev/null'`),
+		})
+	}
+	b.AddTasks(t, "rjob", tasks)
+	eventually(t, 2*time.Minute, "a quarter of the tasks", func() error {
+		if m, _ := os.ReadDir(markers); len(m) < n/4 {
+			return fmt.Errorf("%d ended", len(m))
+		}
+		return nil
+	})
+	a.Kill()
+	killed := time.Now()
+	eventually(t, 60*time.Second, "the follower to take over", func() error {
+		if info := leaderInfo(t, b.URL); info.Role != "leader" {
+			return fmt.Errorf("second server: %+v", info)
+		}
+		return nil
+	})
+	t.Logf("hand-over after SIGKILL of the leader: %v", time.Since(killed).Round(time.Millisecond))
+	counts := b.WaitJobTasks(t, "rjob", 3*time.Minute)
+	if c := counts.TaskCounts; int(*c.Succeeded) != n || *c.Failed != 0 {
+		t.Fatalf("after the hand-over: succeeded %d failed %d, want %d", *c.Succeeded, *c.Failed, n)
+	}
+	entries, _ := os.ReadDir(markers)
+	runs := map[string]int{}
+	for _, e := range entries {
+		id, _, _ := strings.Cut(e.Name(), ".")
+		runs[id]++
+	}
+	for i := range n {
+		if id := fmt.Sprintf("t%03d", i); runs[id] != 1 {
+			t.Errorf("task %s ran %d times, want once", id, runs[id])
+		}
+	}
+	for _, task := range b.ListTasks(t, "rjob", nil) {
+		if *task.ExecutionInfo.RetryCount != 0 || *task.ExecutionInfo.RequeueCount != 0 {
+			t.Errorf("task %s: retries %d, requeues %d", *task.ID, *task.ExecutionInfo.RetryCount, *task.ExecutionInfo.RequeueCount)
+		}
+	}
+}
