@@ -391,7 +391,10 @@ func TestHighAvailabilityRemoteAgents(t *testing.T) {
 	b := startServerAt(t, addrB, &ServerOpts{Args: append(append([]string{}, common...), "--peer-urls", a.URL)})
 
 	createAgentsPool(t, b, "rpool", 2, 4)
-	token, _, _ := joinToken(t, b, "rpool", false)
+	token, command, _ := joinToken(t, b, "rpool", false)
+	if !strings.Contains(command, "--server "+a.URL+","+b.URL+" ") {
+		t.Errorf("join command %q does not list both servers", command)
+	}
 	dir := t.TempDir()
 	for i := range 2 {
 		startRemoteAgent(t, a.URL+","+b.URL, "rpool", token, filepath.Join(dir, fmt.Sprintf("agent%d", i)))
