@@ -21,6 +21,14 @@ const LeaderLockKey int64 = 0x6b696c6e_6c656164 // "klnlead"
 // is alive and the lease row still names its epoch.
 var LeaseCheckInterval = time.Second
 
+// LeaseIdleTimeout bounds how long the lock survives a leader that stops
+// checking (its host froze or lost the network): PostgreSQL ends the lock
+// connection once it has been idle that long (idle_session_timeout,
+// PostgreSQL 14 and later), and probes it with TCP keepalives, so that a
+// follower takes over without waiting for the operating system's TCP
+// timeouts (hours).
+var LeaseIdleTimeout = 5 * time.Second
+
 var _ store.Elector = (*Store)(nil)
 
 const (
@@ -58,6 +66,14 @@ func (s *Store) TryLead(ctx context.Context, me store.Leader) (store.Lease, erro
 		conn.Close(ctx)
 		return nil, nil
 	}
+	// Best effort: older servers lack idle_session_timeout, and unix
+	// sockets have no keepalives.
+	for _, set := range []string{
+		fmt.Sprintf("SET idle_session_timeout = %d", LeaseIdleTimeout.Milliseconds()),
+		"SET tcp_keepalives_idle = 2", "SET tcp_keepalives_interval = 1", "SET tcp_keepalives_count = 3",
+	} {
+		_, _ = conn.Exec(ctx, set)
+	}
 	since := time.Now()
 	if me.Since.IsZero() {
 		me.Since = since
@@ -68,7 +84,8 @@ func (s *Store) TryLead(ctx context.Context, me store.Leader) (store.Lease, erro
 		return nil, fmt.Errorf("postgres: take leader lease: %w", err)
 	}
 	s.fence.Store(epoch)
-	l := &lease{s: s, conn: conn, epoch: epoch, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &lease{s: s, conn: conn, epoch: epoch, every: LeaseCheckInterval,
+		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.watch()
 	return l, nil
 }
@@ -93,6 +110,7 @@ type lease struct {
 	s        *Store
 	conn     *pgx.Conn // used by watch only, until done
 	epoch    int64
+	every    time.Duration // check interval
 	lost     chan struct{}
 	lostOnce sync.Once
 	stop     chan struct{}
@@ -118,7 +136,7 @@ func (l *lease) Release() error {
 func (l *lease) watch() {
 	defer close(l.done)
 	defer l.conn.Close(context.Background())
-	t := time.NewTicker(LeaseCheckInterval)
+	t := time.NewTicker(l.every)
 	defer t.Stop()
 	for {
 		select {

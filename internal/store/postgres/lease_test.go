@@ -152,3 +152,55 @@ func TestLeaderLeaseRelease(t *testing.T) {
 		t.Errorf("unfenced PoolInsert: %v", err)
 	}
 }
+
+// TestLeaderLeaseIdle: a leader that stops checking its lease (a frozen
+// host) loses it after LeaseIdleTimeout: PostgreSQL ends the idle lock
+// connection and another server takes over.
+func TestLeaderLeaseIdle(t *testing.T) {
+	// Not parallel: it changes package settings, before the parallel tests
+	// run.
+	defer func(every, idle time.Duration) {
+		postgres.LeaseCheckInterval, postgres.LeaseIdleTimeout = every, idle
+	}(postgres.LeaseCheckInterval, postgres.LeaseIdleTimeout)
+	postgres.LeaseCheckInterval, postgres.LeaseIdleTimeout = time.Hour, 500*time.Millisecond
+
+	dsn := pgtest.Start(t)
+	ctx := t.Context()
+	a, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	la, err := a.TryLead(ctx, store.Leader{Holder: "a", URL: "http://a"})
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v", la, err)
+	}
+	defer la.Release()
+	postgres.LeaseCheckInterval = time.Second // b's lease checks as usual
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lb, err := b.TryLead(ctx, store.Leader{Holder: "b", URL: "http://b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lb != nil {
+			defer lb.Release()
+			if lb.Epoch() != 2 {
+				t.Errorf("epoch after the idle leader = %d, want 2", lb.Epoch())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease of a leader that stopped checking was never freed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := a.Apply(ctx, &store.Writes{Pools: []store.Pool{{Account: "x", ID: "p", Doc: []byte(`{}`)}}}); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("Apply of the idle leader after takeover = %v, want ErrFenced", err)
+	}
+}
