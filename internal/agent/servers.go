@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/kilnbatch/kiln/internal/failover"
@@ -34,6 +35,15 @@ func withServers(cfg Config) (Config, error) {
 			return cfg, err
 		}
 		cfg.HTTPClient = hc
+	}
+	if ft, ok := cfg.HTTPClient.Transport.(*failover.Transport); ok && ft.OnSwitch == nil {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		ft.OnSwitch = func(from, to string) {
+			log.Warn("server unreachable: switching to the next one", "from", from, "to", to, "node", cfg.NodeID)
+		}
 	}
 	cfg.ServerURL = failover.First(cfg.ServerURL)
 	return cfg, nil
