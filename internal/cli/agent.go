@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbatch/kiln/internal/agent"
-	"github.com/kilnbatch/kiln/internal/tlspin"
+	"github.com/kilnbatch/kiln/internal/failover"
 )
 
 func newAgentCommand() *cobra.Command {
@@ -50,10 +50,10 @@ Node providers start agents with --node-id and a per-node token instead.`,
 			if cfg.ServerURL == "" || cfg.RootDir == "" || !join && cfg.NodeID == "" {
 				return errors.New("kiln agent needs --server and --root-dir, and --pool with --token (or --node-id)")
 			}
-			if fingerprint != "" {
-				hc, err := tlspin.HTTPClient(cfg.ServerURL, fingerprint)
+			if fingerprint != "" || failover.IsList(cfg.ServerURL) {
+				hc, err := agent.ServerHTTPClient(cfg.ServerURL, fingerprint)
 				if err != nil {
-					return fmt.Errorf("--server-fingerprint: %w", err)
+					return fmt.Errorf("--server, --server-fingerprint: %w", err)
 				}
 				cfg.HTTPClient = hc
 			}
@@ -78,7 +78,7 @@ Node providers start agents with --node-id and a per-node token instead.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.ServerURL, "server", os.Getenv("KILN_SERVER"), "server base URL (env KILN_SERVER)")
+	f.StringVar(&cfg.ServerURL, "server", os.Getenv("KILN_SERVER"), "server base URL, or several comma-separated (highly available servers: the agent fails over between them) (env KILN_SERVER)")
 	f.StringVar(&cfg.PoolID, "pool", "", "pool id")
 	f.StringVar(&cfg.NodeID, "node-id", "", "node id given by the provider (without it, --token is the pool's join token)")
 	f.StringVar(&cfg.Token, "token", "", "the pool's join token, or the per-node token with --node-id (env KILN_AGENT_TOKEN)")
