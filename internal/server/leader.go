@@ -31,12 +31,14 @@ import (
 // lease (and refreshes where the leader is).
 var LeaderPollInterval = time.Second
 
-// LeaseLostExit is what a leader does when its lease is lost (its lock
-// connection to the store failed): by default it logs and exits with
-// status 3, since its in-memory state may be stale and another server may
-// lead already. Tests may replace it.
-var LeaseLostExit = func(s *Server) {
-	s.cfg.Logger.Error("lost the leader lease (the store connection holding it failed); exiting so that no two servers lead")
+// LeaseLostExit is what a server does when it cannot lead on: its lease
+// was lost (the store connection holding it failed), or it took the lease
+// but could not start the control plane. By default it logs why and exits
+// with status 3, since its in-memory state may be stale and another server
+// may lead already; a supervisor restarts it as a follower. Tests may
+// replace it.
+var LeaseLostExit = func(s *Server, why string) {
+	s.cfg.Logger.Error(why + "; exiting so that no two servers lead")
 	os.Exit(3)
 }
 
@@ -159,7 +161,7 @@ func (h *ha) run() {
 				closing := h.closing
 				h.mu.Unlock()
 				if !closing {
-					LeaseLostExit(h.s)
+					LeaseLostExit(h.s, "lost the leader lease (the store connection holding it failed)")
 				}
 				return
 			}
@@ -179,10 +181,9 @@ func (h *ha) run() {
 			if err := h.lead(ctx, lease); err != nil {
 				// The state could not be loaded: leave the lease to another
 				// server rather than lead without a control plane.
-				h.s.cfg.Logger.Error("took the leader lease but cannot lead; giving it up", "err", err)
 				lease.Release()
 				cancel()
-				LeaseLostExit(h.s)
+				LeaseLostExit(h.s, "took the leader lease but cannot lead ("+err.Error()+"); gave it up")
 				return
 			}
 			h.s.cfg.Logger.Info("took over as leader", "epoch", lease.Epoch(), "load", time.Since(start).Round(time.Millisecond))
