@@ -131,14 +131,7 @@ func newIsolation(rootDir string, log *slog.Logger) *isolation {
 		n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
 		iso.next = uint32(n)
 	}
-	for _, d := range []struct {
-		name string
-		mode fs.FileMode
-	}{{".", 0o755}, {dirShared, 0o1777}, {dirVolatile, 0o700}} {
-		if err := os.Chmod(filepath.Join(rootDir, d.name), d.mode); err != nil {
-			log.Warn("node layout permissions", "dir", d.name, "err", err)
-		}
-	}
+	iso.layoutModes()
 	// Task users must reach the root: its ancestors need search permission
 	// (only search: nothing in them becomes listable).
 	for p := filepath.Dir(rootDir); p != filepath.Dir(p); p = filepath.Dir(p) {
@@ -192,6 +185,25 @@ func claimUIDSlot(rootDir string) (int, error) {
 		}
 	}
 	return 0, errors.New("every uid slot is taken")
+}
+
+// layoutModes gives the node's directories their modes for task users:
+// the root 0755, the shared directory 1777 (every task writes there),
+// volatile 0700. A reimage makes the directories again, so attempts check.
+func (iso *isolation) layoutModes() {
+	for _, d := range []struct {
+		name string
+		mode fs.FileMode
+	}{{".", 0o755}, {dirShared, 0o755 | fs.ModeSticky | 0o022}, {dirVolatile, 0o700}} {
+		p := filepath.Join(iso.rootDir, d.name)
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSticky) == d.mode {
+			continue
+		}
+		if err := os.Chmod(p, d.mode); err != nil {
+			iso.log.Warn("node layout permissions", "dir", d.name, "err", err)
+		}
+	}
 }
 
 func (iso *isolation) nextFile() string {
@@ -518,6 +530,9 @@ func (a *agent) isolate(at *attempt) *protocol.Event {
 	id, fail := a.iso.identity(at)
 	if fail != nil {
 		return fail
+	}
+	if id.cred != nil {
+		a.iso.layoutModes()
 	}
 	at.ident = id
 	if fail := a.iso.prepareDirs(at, id); fail != nil {
