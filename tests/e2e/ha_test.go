@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,10 @@ func TestHighAvailability(t *testing.T) {
 	b.CreateJob(t, "hajob", "hapool", func(c *azbatch.CreateJobContent) {
 		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
 	})
-	const n = 400
+	n := 400
+	if v, err := strconv.Atoi(os.Getenv("KILN_E2E_HA_TASKS")); err == nil && v > 0 {
+		n = v // to measure the hand-over with a bigger state
+	}
 	var tasks []azbatch.CreateTaskContent
 	for i := range n {
 		tasks = append(tasks, azbatch.CreateTaskContent{
@@ -83,6 +87,13 @@ func TestHighAvailability(t *testing.T) {
 	})
 	ended, _ = filepath.Glob(filepath.Join(markers, "*.end.*"))
 	t.Logf("hand-over after SIGKILL of the leader: %v (%d tasks ended by then)", time.Since(killed).Round(time.Millisecond), len(ended))
+	if log, _ := os.ReadFile(b.logPath); strings.Contains(string(log), "took over as leader") {
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, "took over as leader") {
+				t.Logf("new leader: %s", line)
+			}
+		}
+	}
 
 	// The CLI, given both addresses with the first one dead, reaches the
 	// new leader.
