@@ -70,6 +70,7 @@ func (p *followerProxy) refresh(ctx context.Context) {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			r.SetXForwarded()
+			r.Out.Header.Set(forwardedHeader, p.h.me.Holder)
 			r.Out.Host = r.In.Host // signatures and links keep the host the client used
 		},
 		Transport:     tr,
@@ -95,10 +96,19 @@ func (p *followerProxy) leaderURL() string {
 	return p.leader.URL
 }
 
+// forwardedHeader marks a request a follower forwarded: a server that gets
+// one while following does not forward it again (the lease row may name a
+// server that follows by now, or a URL that loops back).
+const forwardedHeader = "X-Kiln-Forwarded-By"
+
 func (p *followerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	rp := p.rp
 	p.mu.Unlock()
+	if r.Header.Get(forwardedHeader) != "" {
+		serverBusy(w, r, "The server this request was forwarded to does not lead (any more); please retry.")
+		return
+	}
 	if rp == nil {
 		serverBusy(w, r, "No server leads at the moment; one takes over shortly. Please retry.")
 		return

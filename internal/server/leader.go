@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -92,6 +93,11 @@ func startHA(ctx context.Context, cfg Config, ln net.Listener, tlsCfg tlsSetup, 
 	lease, err := el.TryLead(ctx, h.me)
 	if err != nil {
 		return fail(err)
+	}
+	if u, err := url.Parse(baseURL); err == nil {
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+			cfg.Logger.Warn("other servers and agents reach this server at " + baseURL + ", which is no address; set --public-url")
+		}
 	}
 	if cfg.Storage == "" && (lease == nil || len(cfg.PeerURLs) > 0) {
 		cfg.Logger.Warn("several servers on one database, but storage is in this server's data directory: " +

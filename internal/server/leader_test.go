@@ -78,6 +78,15 @@ func TestLeaderFollower(t *testing.T) {
 		t.Fatalf("follower /healthz: %d, role %q", resp.StatusCode, resp.Header.Get("X-Kiln-Role"))
 	}
 
+	// A request another server forwarded is not forwarded again (no loops).
+	req, _ := http.NewRequest(http.MethodGet, b.URL()+"/jobs?api-version=2024-07-01.20.0", nil)
+	req.Header.Set(forwardedHeader, "elsewhere")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("forwarded request to the follower: %v, %v; want 503", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// A write through the follower lands on the leader.
 	cb, err := batchclient.New(b.URL(), "acct", key, nil)
 	if err != nil {
