@@ -184,7 +184,8 @@ func (h *ha) run() {
 			h.s.cfg.Logger.Warn("leader lease", "err", err)
 		} else if lease != nil {
 			start := time.Now()
-			if err := h.lead(ctx, lease); err != nil {
+			// Not ctx: what the control plane opens may keep its context.
+			if err := h.lead(context.WithoutCancel(ctx), lease); err != nil {
 				// The state could not be loaded: leave the lease to another
 				// server rather than lead without a control plane.
 				lease.Release()
