@@ -121,9 +121,8 @@ type lease struct {
 func (l *lease) Epoch() int64          { return l.epoch }
 func (l *lease) Lost() <-chan struct{} { return l.lost }
 
-// Release ends the lock connection, which frees the lock. The store's
-// writes stay fenced by the released epoch: they fail once another server
-// leads.
+// Release frees the lock and ends the lock connection. The store's writes
+// stay fenced by the released epoch: they fail once another server leads.
 func (l *lease) Release() error {
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
@@ -141,6 +140,11 @@ func (l *lease) watch() {
 	for {
 		select {
 		case <-l.stop:
+			// Unlock before closing: the lock is free when Release
+			// returns, not when the backend gets round to exiting.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LeaderLockKey)
+			cancel()
 			return
 		case <-t.C:
 		}
