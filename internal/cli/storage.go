@@ -84,6 +84,7 @@ type storageTarget struct {
 	// serverURL and fingerprint pin the server's certificate (see
 	// Credentials.ServerFingerprint).
 	serverURL, fingerprint string
+	servers                string // every server, when several (Credentials.Servers)
 }
 
 // target resolves the credentials and the storage base URL: --storage-url,
@@ -98,7 +99,7 @@ func (s *storageOptions) target() (storageTarget, error) {
 	if err != nil {
 		return storageTarget{}, fmt.Errorf("account key for %s: %w", c.AccountName, err)
 	}
-	return storageTarget{baseURL: s.baseURL(c), cred: cred, serverURL: c.URL, fingerprint: c.ServerFingerprint}, nil
+	return storageTarget{baseURL: s.baseURL(c), cred: cred, serverURL: c.URL, fingerprint: c.ServerFingerprint, servers: c.Servers}, nil
 }
 
 func (s *storageOptions) baseURL(c Credentials) string {
@@ -128,7 +129,7 @@ func (s *storageOptions) client() (*azblob.Client, storageTarget, error) {
 	opts.Retry.MaxRetries = 3
 	opts.Retry.RetryDelay = 200 * time.Millisecond
 	opts.Retry.MaxRetryDelay = 2 * time.Second
-	tr, err := s.g.httpTransport(Credentials{URL: t.serverURL, ServerFingerprint: t.fingerprint})
+	tr, err := s.g.httpTransport(Credentials{URL: t.serverURL, ServerFingerprint: t.fingerprint, Servers: t.servers})
 	if err != nil {
 		return nil, t, err
 	}

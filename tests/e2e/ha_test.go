@@ -102,6 +102,10 @@ func TestHighAvailability(t *testing.T) {
 	if err != nil || !strings.Contains(out, "hajob") {
 		t.Fatalf("kiln job list with the leader dead: %v\n%s", err, out)
 	}
+	if out, err := runKiln(t, "storage", "container", "create", "hacontainer", "--url", a.URL+","+b.URL,
+		"--account-name", testAccount, "--account-key", testKey, "--data-dir", t.TempDir()); err != nil {
+		t.Fatalf("kiln storage container create with the leader dead: %v\n%s", err, out)
+	}
 
 	counts := b.WaitJobTasks(t, "hajob", 3*time.Minute)
 	if c := counts.TaskCounts; int(*c.Completed) != n || int(*c.Succeeded) != n || *c.Failed != 0 {
