@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/kilnbatch/kiln/internal/failover"
 	"github.com/kilnbatch/kiln/internal/tlspin"
 	"github.com/kilnbatch/kiln/sharedkey"
 )
@@ -40,13 +41,27 @@ const (
 // opts may be nil. Otherwise it is copied, not modified; its zero retry
 // fields are filled with MaxRetriesDefault, RetryDelayDefault and
 // MaxRetryDelayDefault (azcore's own are 3, 800ms and 60s).
+//
+// endpoint may list several servers of one highly available Kiln,
+// comma-separated ("http://host1:8080,http://host2:8080"): requests go to
+// one and fail over to the next when it cannot be reached. Without a
+// Transport in opts, New sets FailoverTransport(endpoint, ""); to pin a
+// self-signed certificate, pass FailoverTransport(endpoint, fingerprint).
 func New(endpoint, account, base64Key string, opts *azbatch.ClientOptions) (*azbatch.Client, error) {
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("batchclient: endpoint %q must be an absolute http:// or https:// URL", endpoint)
+	servers := failover.Split(endpoint)
+	if len(servers) == 0 {
+		servers = []string{endpoint}
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("batchclient: endpoint %q must not have a query or fragment", endpoint)
+	plainHTTP := false
+	for _, e := range servers {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("batchclient: endpoint %q must be an absolute http:// or https:// URL", e)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("batchclient: endpoint %q must not have a query or fragment", e)
+		}
+		plainHTTP = plainHTTP || u.Scheme == "http"
 	}
 	if account == "" || strings.ContainsAny(account, ": \t\r\n") {
 		return nil, fmt.Errorf("batchclient: invalid account name %q", account)
@@ -62,8 +77,18 @@ func New(endpoint, account, base64Key string, opts *azbatch.ClientOptions) (*azb
 	}
 	// Our policy goes last so that it signs the headers set by the others.
 	o.PerRetryPolicies = append(slices.Clip(o.PerRetryPolicies), sharedkey.Policy(account, key))
-	if u.Scheme == "http" {
+	if plainHTTP {
 		o.InsecureAllowCredentialWithHTTP = true
+	}
+	if len(servers) > 1 {
+		endpoint = servers[0]
+		if o.Transport == nil {
+			hc, err := FailoverTransport(strings.Join(servers, ","), "")
+			if err != nil {
+				return nil, err
+			}
+			o.Transport = hc
+		}
 	}
 	if o.Retry.MaxRetries == 0 {
 		o.Retry.MaxRetries = MaxRetriesDefault
@@ -101,6 +126,20 @@ func (placeholderCredential) GetToken(context.Context, policy.TokenRequestOption
 //	client, err := batchclient.New(url, account, key, &azbatch.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
 func PinnedTransport(endpoint, fingerprint string) (*http.Client, error) {
 	hc, err := tlspin.HTTPClient(endpoint, fingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("batchclient: %w", err)
+	}
+	return hc, nil
+}
+
+// FailoverTransport returns an HTTP client for ClientOptions.Transport over
+// several servers of one highly available Kiln (comma-separated URLs):
+// requests for any of them go to the one that answered last, and to the
+// next when it cannot be reached. With a fingerprint, every listed server's
+// certificate is pinned to it, as PinnedTransport does for one server (the
+// servers share one certificate); other hosts are verified as usual.
+func FailoverTransport(endpoints, fingerprint string) (*http.Client, error) {
+	hc, err := failover.PinnedClient(endpoints, fingerprint)
 	if err != nil {
 		return nil, fmt.Errorf("batchclient: %w", err)
 	}
