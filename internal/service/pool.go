@@ -135,6 +135,9 @@ func (s *Service) validateStartTask(st *azbatch.StartTask) error {
 	if r := deref(st.MaxTaskRetryCount); r < -1 {
 		return batch.InvalidProperty("startTask.maxTaskRetryCount", itoa(r), "The value must be -1 or more.")
 	}
+	if err := validateUserIdentity("startTask.userIdentity", st.UserIdentity); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -212,6 +215,9 @@ func (s *Service) newPoolDoc(account string, c *azbatch.CreatePoolContent) (*azb
 		return nil, err
 	}
 	if err := s.validateStartTask(c.StartTask); err != nil {
+		return nil, err
+	}
+	if err := validateUserAccounts(c.UserAccounts); err != nil {
 		return nil, err
 	}
 	if err := s.validatePoolPackages(account, c.ApplicationPackageReferences); err != nil {
