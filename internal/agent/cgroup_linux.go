@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -169,3 +170,25 @@ func exists(p string) bool {
 
 // populated reports whether a cgroup holds processes.
 func (c *cgroups) populated(dir string) bool { return dir != "" && len(cgroupPids(dir)) > 0 }
+
+// limit applies the pool's share to an attempt's cgroup where the cpu
+// controller is delegated: cpu.weight 100 per task slot the task requires
+// (taskSlotsPerNode and requiredSlots are the only resource terms of an
+// Azure pool; memory and pids stay unlimited). Without the controller (the
+// hybrid layout) it does nothing.
+func (c *cgroups) limit(dir string, slots int) {
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(c.base, "cgroup.controllers"))
+	if err != nil || !slices.Contains(strings.Fields(string(b)), "cpu") {
+		return
+	}
+	ctl := filepath.Join(c.base, "cgroup.subtree_control")
+	if sc, _ := os.ReadFile(ctl); !slices.Contains(strings.Fields(string(sc)), "cpu") {
+		if err := os.WriteFile(ctl, []byte("+cpu"), 0); err != nil {
+			return
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, "cpu.weight"), []byte(strconv.Itoa(min(100*max(slots, 1), 10000))), 0)
+}

@@ -12,3 +12,5 @@ func (c *cgroups) remove(dir string)   {}
 func (c *cgroups) cleanLeftovers() int { return 0 }
 
 func (c *cgroups) populated(dir string) bool { return false }
+
+func (c *cgroups) limit(dir string, slots int) {}

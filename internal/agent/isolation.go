@@ -326,7 +326,10 @@ func (iso *isolation) ensureAccount(acct protocol.UserAccount) error {
 	done := iso.accounts[acct.Name]
 	iso.mu.Unlock()
 	if done {
-		return nil
+		if _, err := user.Lookup(acct.Name); err == nil {
+			return nil
+		}
+		// Removed since (a reimage removes the accounts the agent made).
 	}
 	usersMu.Lock()
 	defer usersMu.Unlock()
@@ -539,6 +542,7 @@ func (a *agent) isolate(at *attempt) *protocol.Event {
 		return fail
 	}
 	at.cgroup = a.iso.cg.attemptCgroup(at.as.AttemptID)
+	a.iso.cg.limit(at.cgroup, at.as.RequiredSlots)
 	return nil
 }
 
