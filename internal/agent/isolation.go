@@ -480,20 +480,21 @@ func (iso *isolation) openPackages(pkgs []protocol.Package) {
 	}
 }
 
-// Process records: when cgroups are off, each running attempt's process
-// group is recorded in volatile/procs, so that an agent started after a
-// kill -9 of this one kills what it left running.
+// Process records: each running attempt's process group, user and cgroup
+// are recorded in volatile/procs, so that an agent started after a kill -9
+// of this one kills what it left running (the cgroup even if the new agent
+// runs in another cgroup than the old one, the group where there is none).
 
 func (iso *isolation) procsDir() string { return filepath.Join(iso.rootDir, dirVolatile, "procs") }
 
-func (iso *isolation) recordProcess(attemptID string, pgid int, id *identity) {
+func (iso *isolation) recordProcess(attemptID string, pgid int, id *identity, cgroup string) {
 	uid := os.Geteuid()
 	if id != nil && id.cred != nil {
 		uid = int(id.cred.Uid)
 	}
 	if err := os.MkdirAll(iso.procsDir(), 0o700); err == nil {
 		_ = os.WriteFile(filepath.Join(iso.procsDir(), safeName(attemptID)),
-			fmt.Appendf(nil, "%d %d\n", pgid, uid), 0o600)
+			fmt.Appendf(nil, "%d %d %s\n", pgid, uid, cgroup), 0o600)
 	}
 }
 
@@ -515,10 +516,21 @@ func (iso *isolation) killRecorded() int {
 		b, err := os.ReadFile(p)
 		var pgid, uid int
 		if err == nil {
-			if _, err := fmt.Sscan(string(b), &pgid, &uid); err == nil && pgid > 1 {
-				if killGroupOf(pgid, uid) {
-					n++
-				}
+			f := strings.Fields(string(b))
+			if len(f) >= 2 {
+				pgid, _ = strconv.Atoi(f[0])
+				uid, _ = strconv.Atoi(f[1])
+			}
+			killed := false
+			if len(f) >= 3 && strings.HasPrefix(filepath.Base(f[2]), "a-") && strings.HasPrefix(filepath.Base(filepath.Dir(f[2])), "kiln-") {
+				killed = iso.cg.populated(f[2])
+				iso.cg.remove(f[2])
+			}
+			if pgid > 1 && killGroupOf(pgid, uid) {
+				killed = true
+			}
+			if killed {
+				n++
 			}
 		}
 		_ = os.Remove(p)
@@ -555,11 +567,9 @@ func (at *attempt) isolated(spec taskrunner.Spec) taskrunner.Spec {
 	return spec
 }
 
-// started records a started process when there is no cgroup to find it by.
+// started records a started process (process record above).
 func (a *agent) started(at *attempt, p *taskrunner.Process) {
-	if at.cgroup == "" {
-		a.iso.recordProcess(at.as.AttemptID, p.Pid(), at.ident)
-	}
+	a.iso.recordProcess(at.as.AttemptID, p.Pid(), at.ident, at.cgroup)
 }
 
 // killTree kills the attempt's process group and its cgroup: everything it

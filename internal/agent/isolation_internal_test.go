@@ -79,7 +79,7 @@ func TestIsolationRecordedGroupsKilled(t *testing.T) {
 	root := isoLayout(t)
 	iso := &isolation{rootDir: root, log: slog.Default()}
 	p, _ := isoDaemon(t, t.TempDir(), taskrunner.Spec{})
-	iso.recordProcess("att1", p.Pid(), nil)
+	iso.recordProcess("att1", p.Pid(), nil, "")
 	if n := iso.killRecorded(); n != 1 {
 		t.Fatalf("killRecorded = %d, want 1", n)
 	}
@@ -117,9 +117,22 @@ func TestIsolationCgroupKill(t *testing.T) {
 	// Leftovers of an agent that died: the next one kills them.
 	_, pidFile = isoDaemon(t, t.TempDir(), taskrunner.Spec{Cgroup: cg.attemptCgroup("left")})
 	daemon = isoPid(t, pidFile)
+	// ... and what a recorded cgroup elsewhere holds (the old agent ran in
+	// another cgroup).
+	other := newCgroups(nodeKey(root+"-elsewhere"), slog.Default())
+	t.Cleanup(func() { other.cleanLeftovers(); os.Remove(other.base) })
+	elsewhere := other.attemptCgroup("moved")
+	p, pidFile = isoDaemon(t, t.TempDir(), taskrunner.Spec{Cgroup: elsewhere})
+	moved := isoPid(t, pidFile)
+	(&isolation{rootDir: root, log: slog.Default()}).recordProcess("moved", p.Pid(), nil, elsewhere)
+
 	iso := newIsolation(root, slog.Default())
 	t.Cleanup(iso.close)
 	isoGone(t, daemon)
+	isoGone(t, moved)
+	if _, err := os.Stat(elsewhere); err == nil {
+		t.Fatalf("recorded cgroup %s not removed", elsewhere)
+	}
 }
 
 // TestIsolationIdentities: who attempts run as on a root agent.
