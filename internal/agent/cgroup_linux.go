@@ -32,6 +32,15 @@ func newCgroups(key string, log *slog.Logger) *cgroups {
 		return c
 	}
 	c.base = base
+	// Agents killed with SIGKILL leave their (empty) node cgroups behind:
+	// remove the empty ones (rmdir refuses a cgroup that has children).
+	if ents, err := os.ReadDir(filepath.Dir(base)); err == nil {
+		for _, e := range ents {
+			if p := filepath.Join(filepath.Dir(base), e.Name()); e.IsDir() && strings.HasPrefix(e.Name(), "kiln-") && p != base {
+				_ = syscall.Rmdir(p)
+			}
+		}
+	}
 	return c
 }
 
