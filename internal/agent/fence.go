@@ -15,10 +15,11 @@ import (
 // reached it: once it has had no answer for nearly the node timeout, counted
 // from when it *sent* the last request that was answered (never later than
 // its arrival), it stops every attempt still running and forgets it. The
-// fenced attempts report nothing: if the server did requeue them it expects
-// nothing more; if it did not (it restarted and gave the node a fresh
-// timeout) their absence from Known makes it requeue them then. Either way
-// no task runs on two nodes at once. Attempts that completed before the
+// fenced attempts report nothing, and the agent registers again once it
+// reaches a server: if the server did requeue them it expects nothing more;
+// if it did not (it restarted and gave the node a fresh timeout) their
+// absence from the registration's Known makes it requeue them then, as new
+// attempts. Either way no task runs on two nodes at once. Attempts that completed before the
 // fence keep their buffered completion, which the server applies or, for an
 // attempt it already requeued, ignores.
 
@@ -68,6 +69,16 @@ func (a *agent) watchFence(ctx context.Context) {
 	}
 }
 
+// takeFenced reports (once) that attempts were fenced since it was last
+// asked: the sync loop then registers again.
+func (a *agent) takeFenced() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.fencedAny
+	a.fencedAny = false
+	return f
+}
+
 // fence stops and forgets every attempt that has not completed.
 func (a *agent) fence(silent time.Duration) {
 	a.mu.Lock()
@@ -79,6 +90,9 @@ func (a *agent) fence(silent time.Duration) {
 		at.fenced = true
 		delete(a.known, id)
 		victims = append(victims, at)
+	}
+	if len(victims) > 0 {
+		a.fencedAny = true
 	}
 	if len(victims) > 0 {
 		a.outbox = slices.DeleteFunc(a.outbox, func(ev protocol.Event) bool {

@@ -32,6 +32,15 @@ func (a *agent) loop(ctx context.Context) error {
 	}
 	var bo backoff
 	for {
+		if a.takeFenced() {
+			// Register again with what the agent still knows: the
+			// server then requeues the fenced attempts as new ones
+			// (a plain sync would have it deliver the same attempt ids
+			// again, which an agent never runs twice).
+			if err := a.register(ctx); err != nil {
+				return a.exit(ctx, err)
+			}
+		}
 		sent := time.Now()
 		resp, err := a.sync(ctx)
 		switch {
@@ -154,10 +163,19 @@ func (a *agent) interruptOnEvent(covered int64, sent time.Time, done <-chan stru
 // half the orphan timeout, so that a healthy server always answers well
 // before the agent would consider itself orphaned.
 func (a *agent) pollWait() time.Duration {
+	w := a.heartbeat
 	if a.cfg.OrphanTimeout > 0 {
-		return min(a.heartbeat, a.cfg.OrphanTimeout/2)
+		w = min(w, a.cfg.OrphanTimeout/2)
 	}
-	return a.heartbeat
+	// Fencing counts from the sending of the last answered sync, so a long
+	// poll must be short next to the node timeout (fence.go).
+	a.mu.Lock()
+	nt := a.nodeTimeout
+	a.mu.Unlock()
+	if nt > 0 {
+		w = min(w, nt/4)
+	}
+	return w
 }
 
 // apply acts on a SyncResponse: acknowledgement, then clean orders, then new

@@ -219,3 +219,39 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return strings.Fields(string(b))
 }
+
+// TestFenceServerDownLonger: a server that is down for longer than its node
+// timeout finds, when it comes back, that the node's agent stopped the task
+// it was running (fencing) and registered again; the task is requeued and
+// completes once.
+func TestFenceServerDownLonger(t *testing.T) {
+	s := StartServer(t, &ServerOpts{Args: []string{"--node-timeout", "6s"}})
+	s.CreatePool(t, "fence", 1, 1, nil)
+	markers := taskTempDir(t)
+	s.CreateJob(t, "fencejob", "fence", func(c *azbatch.CreateJobContent) {
+		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
+	})
+	s.AddTasks(t, "fencejob", []azbatch.CreateTaskContent{{ID: to("long"),
+		CommandLine: to(`/bin/sh -c 'echo x >> "$MARKERS/start"; sleep 8; echo x >> "$MARKERS/done"'`)}})
+	taskWaitState(t, s, "fencejob", "long", azbatch.TaskStateRunning, time.Minute)
+	agentLog := filepath.Join(s.DataDir, "nodes", s.poolNodeIDs(t, "fence")[0], "agent.log")
+	s.Kill()
+	eventually(t, 60*time.Second, "the agent to fence its task", func() error {
+		if len(readLines(t, filepath.Join(markers, "done"))) != 0 {
+			t.Fatal("the task finished while the server was down for longer than the node timeout")
+		}
+		b, _ := os.ReadFile(agentLog)
+		if !strings.Contains(string(b), "stopping running attempts") {
+			return fmt.Errorf("no fence in the agent's log yet")
+		}
+		return nil
+	})
+	s.Start()
+	task := taskWaitState(t, s, "fencejob", "long", azbatch.TaskStateCompleted, 2*time.Minute)
+	if ei := task.ExecutionInfo; *ei.ExitCode != 0 || *ei.RequeueCount != 1 || *ei.RetryCount != 0 {
+		t.Fatalf("execution %+v: want exit 0 after one requeue", ei)
+	}
+	if starts, done := readLines(t, filepath.Join(markers, "start")), readLines(t, filepath.Join(markers, "done")); len(starts) != 2 || len(done) != 1 {
+		t.Fatalf("%d starts and %d ends, want 2 and 1", len(starts), len(done))
+	}
+}
