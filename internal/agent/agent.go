@@ -95,6 +95,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer a.root.Close()
+	defer a.iso.close()
 	return a.run(ctx)
 }
 
@@ -119,6 +120,11 @@ type agent struct {
 	heartbeat   time.Duration
 	node        protocol.NodeConfig
 	lastContact time.Time
+	// contactSent is when the last answered request was sent, and
+	// nodeTimeout the server's node timeout (fence.go); guarded by mu.
+	contactSent time.Time
+	nodeTimeout time.Duration
+	fencedAny   bool // attempts were fenced: register again (fence.go)
 	// standbyLogged: the agent said once that it waits as standby (join.go).
 	standbyLogged bool
 
@@ -142,11 +148,18 @@ type agent struct {
 
 	// pkgs installs application packages under <root>/applications.
 	pkgs *packageInstaller
+
+	// iso runs tasks as their users, in their cgroups (isolation.go).
+	iso *isolation
 }
 
 func newAgent(cfg Config) (*agent, error) {
 	if cfg.ServerURL == "" || cfg.NodeID == "" && !cfg.Join || cfg.RootDir == "" {
 		return nil, errors.New("agent: ServerURL, NodeID and RootDir are required")
+	}
+	cfg, err := withServers(cfg) // several server URLs (servers.go)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = ListenDefault
@@ -184,6 +197,7 @@ func newAgent(cfg Config) (*agent, error) {
 		return nil, fmt.Errorf("agent: root directory: %w", err)
 	}
 	a.pkgs = newPackageInstaller(a.root, a.client, a.log)
+	a.iso = newIsolation(dir, a.log)
 	a.hostname, _ = os.Hostname()
 	a.ip = outboundIP(cfg.ServerURL)
 	a.tasksCtx, a.stopAll = context.WithCancel(context.Background())
@@ -218,6 +232,9 @@ func (a *agent) run(ctx context.Context) error {
 	a.log.Info("agent starting", "server", a.cfg.ServerURL, "root", a.rootDir, "fileServer", a.fileServerURL)
 
 	defer a.stopTasks()
+	fctx, stopFence := context.WithCancel(ctx)
+	defer stopFence()
+	go a.watchFence(fctx) // fence.go
 	return a.loop(ctx)
 }
 

@@ -23,11 +23,13 @@ func newServerCommand() *cobra.Command {
 		providerName, pprofAddr   string
 		storageURL                string
 		storeURL                  string
+		peerURLs                  string
 		tlsCert, tlsKey, tlsMode  string
 		heartbeat, nodeTimeout    time.Duration
 		orphanTimeout             time.Duration
 		autoScaleMin, sampleEvery time.Duration
 		spot                      spotFlags
+		slurmF                    slurmFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -66,6 +68,7 @@ printed and written to credentials.json, where clients find it to pin it).`,
 				Store:              storeURL,
 				TLSCert:            tlsCert,
 				TLSKey:             tlsKey,
+				PeerURLs:           splitList(peerURLs),
 				Logger:             logger,
 
 				AutoScaleMinInterval:  autoScaleMin,
@@ -83,6 +86,9 @@ printed and written to credentials.json, where clients find it to pin it).`,
 				return err
 			}
 			cfg.Spot = spotCfg
+			if cfg.Slurm, err = slurmF.config(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, cfg)
@@ -101,13 +107,16 @@ printed and written to credentials.json, where clients find it to pin it).`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Kiln server listening on %s\n", srv.URL())
+			if role := srv.Role(); role != server.RoleLeader || len(cfg.PeerURLs) > 0 {
+				fmt.Fprintf(out, "  role:         %s (high availability: see GET /healthz/leader)\n", role)
+			}
 			fmt.Fprintf(out, "  account name: %s\n", srv.Creds.AccountName)
 			fmt.Fprintf(out, "  account key:  %s\n", srv.Creds.AccountKey)
 			if srv.Fingerprint != "" {
 				fmt.Fprintf(out, "  certificate:  %s\n", srv.Fingerprint)
 			}
 			fmt.Fprintf(out, "  data dir:     %s\n", cfg.DataDir)
-			fmt.Fprintf(out, "  storage:      %s/storage (bucket %s)\n", srv.URL(), srv.StorageBucket())
+			fmt.Fprintf(out, "  storage:      %s/storage/%s (bucket %s)\n", srv.URL(), srv.Creds.AccountName, srv.StorageBucket())
 			fmt.Fprintf(out, "Credentials written to %s; other kiln commands find them there.\n", cfg.DataDir+"/"+server.CredentialsFile)
 			<-ctx.Done()
 			logger.Info("shutting down")
@@ -127,13 +136,15 @@ printed and written to credentials.json, where clients find it to pin it).`,
 	f.DurationVar(&heartbeat, "heartbeat-interval", 0, "longest wait of an agent's long poll (default 10s)")
 	f.DurationVar(&nodeTimeout, "node-timeout", 0, "silence after which a node is marked unusable and its tasks requeued (default 45s)")
 	f.DurationVar(&orphanTimeout, "agent-orphan-timeout", 0, "how long local agents keep running while the server is unreachable (default 10m)")
-	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
+	f.StringVar(&providerName, "provider", envOr("KILN_PROVIDER", "local"), "node provider: local (kiln agent processes), slurm (one Slurm job per node, see --slurm-*) or sim (spec files in <data-dir>/sim-nodes for simulated agents, see kiln bench)")
 	f.StringVar(&storeURL, "store", os.Getenv("KILN_STORE"), "where the record is kept: postgres://user@host/db (PostgreSQL) or a SQLite file path (default <data-dir>/kiln.db; env KILN_STORE)")
+	f.StringVar(&peerURLs, "peer-urls", os.Getenv("KILN_PEER_URLS"), "high availability: comma-separated URLs of the other kiln servers on the same PostgreSQL --store; agents this server starts fail over to them (env KILN_PEER_URLS)")
 	f.StringVar(&storageURL, "storage", os.Getenv("KILN_STORAGE"), "bucket of Kiln storage: file:///dir, s3://bucket?endpoint=...&use_path_style=true (any S3-compatible server) or azblob://container (default file://<data-dir>/storage; env KILN_STORAGE)")
 	f.DurationVar(&autoScaleMin, "autoscale-min-interval", 0, "shortest autoScaleEvaluationInterval accepted, for development and tests (default 5m, Azure's minimum)")
 	f.DurationVar(&sampleEvery, "metrics-sample-interval", 0, "how often pools are sampled for autoscale formulas, for development and tests (default 30s, as Azure)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this separate address HOST:PORT (default off)")
 	spot.register(f)
+	slurmF.register(f)
 	return cmd
 }
 

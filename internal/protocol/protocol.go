@@ -73,6 +73,12 @@ type RegisterResponse struct {
 	// missed intervals.
 	HeartbeatInterval Duration   `json:"heartbeatInterval"`
 	Node              NodeConfig `json:"node"`
+	// NodeTimeout is how long the server lets the node stay silent before
+	// it marks it unusable and requeues its attempts elsewhere. An agent
+	// that has not reached the server for (nearly) that long stops its
+	// running attempts and forgets them, so that a requeued task never runs
+	// twice at once (fencing; 0: the agent never fences).
+	NodeTimeout Duration `json:"nodeTimeout,omitempty"`
 	// Standby (answer to a Join): the pool has all the nodes its target
 	// asks for. The agent is not a node: it runs nothing and registers
 	// again after RetryAfter, until it is admitted. NodeID is then the id it
@@ -98,6 +104,10 @@ type NodeConfig struct {
 	// Certificates are the pool's certificates, installed in the node's
 	// certs directory before anything runs (certificates.go).
 	Certificates []Certificate `json:"certificates,omitempty"`
+	// UserAccounts are the pool's named user accounts (userAccounts),
+	// created on the node when it joins; tasks name them in
+	// UserIdentity.UserName.
+	UserAccounts []UserAccount `json:"userAccounts,omitempty"`
 }
 
 // SyncRequest is the agent's heartbeat: its events since the last
@@ -194,6 +204,11 @@ type Assignment struct {
 	// MultiInstance is set on every attempt of a multi-instance task: the
 	// subtasks (KindSubtask) and the primary's application command.
 	MultiInstance *MultiInstance `json:"multiInstance,omitempty"`
+	// User is the identity the task runs as (Azure's userIdentity); nil is
+	// Azure's default on Linux, the pool's non-admin auto-user. Agents that
+	// do not run as root run every task as their own user
+	// (docs/task-isolation.md).
+	User *UserIdentity `json:"user,omitempty"`
 	// DeliveredIn is the Seq of the sync request whose response carried this
 	// assignment; set by the server, echoed for debugging.
 	DeliveredIn int64 `json:"deliveredIn"`

@@ -27,7 +27,6 @@ import (
 	"github.com/kilnbatch/kiln/internal/storage"
 	"github.com/kilnbatch/kiln/internal/store"
 	"github.com/kilnbatch/kiln/internal/tlspin"
-	"github.com/kilnbatch/kiln/sharedkey"
 )
 
 // AddrDefault is where `kiln server` listens without --addr.
@@ -79,6 +78,12 @@ type Config struct {
 	// reused after. Neither: plain HTTP.
 	TLSCert, TLSKey string
 	TLSAuto         bool
+	// Slurm configures the Slurm provider (slurm.go).
+	Slurm SlurmConfig
+	// PeerURLs are the URLs of the other servers on the same PostgreSQL
+	// store (high availability, leader.go): agents this server starts get
+	// its URL and theirs, and fail over between them.
+	PeerURLs []string
 }
 
 // Credentials are what a client needs; the server writes them to
@@ -105,9 +110,13 @@ type Server struct {
 	Creds  Credentials
 	credMu sync.Mutex // serializes credentials.json rewrites
 	links  *storageLinks
+	blobs  *storage.Storage // every account's storage (accounts.go)
+	apps   *applications.Registry
 	// Fingerprint is the SHA-256 fingerprint of the server's certificate
 	// ("SHA256:<hex>"), empty for plain HTTP.
 	Fingerprint string
+	// ha is set on a shared store (leader.go): leader or follower.
+	ha *ha
 }
 
 // Start opens the store, adopts existing nodes, and starts serving.
@@ -152,6 +161,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	tlsSet := tlsSetup{cfg: tlsCfg, fingerprint: fingerprint, selfSigned: selfSigned}
+	if el, ok := st.(store.Elector); ok { // a shared store: leader or follower (leader.go)
+		return startHA(ctx, cfg, ln, tlsSet, baseURL, st, el)
+	}
+	return startLeader(ctx, cfg, ln, tlsSet, baseURL, st)
+}
+
+// startLeader runs the control plane on the open store st, serving it on ln.
+func startLeader(ctx context.Context, cfg Config, ln net.Listener, tlsSet tlsSetup, baseURL string, st store.Store) (*Server, error) {
+	tlsCfg, fingerprint, selfSigned := tlsSet.cfg, tlsSet.fingerprint, tlsSet.selfSigned
 	prov, err := newProvider(cfg, fingerprint)
 	if err != nil {
 		st.Close()
@@ -170,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 	}
 	links := &storageLinks{base: baseURL + "/storage"}
-	apps, err := applications.Open(ctx, applications.StorageBlobs(blobs), links.BlobURL)
+	apps, err := openApplications(ctx, st, blobs, links)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -178,8 +197,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	svc, err := service.New(ctx, service.Config{
 		Store:             st,
 		Provider:          prov,
-		Providers:         extraProviders(prov),
-		AgentURL:          baseURL,
+		Providers:         append(extraProviders(prov), slurmExtra(cfg, fingerprint, prov)...), // slurm.go
+		AgentURL:          agentURLs(baseURL, cfg.PeerURLs),
 		AccountURL:        func(string) string { return baseURL },
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		NodeTimeout:       cfg.NodeTimeout,
@@ -200,18 +219,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closeAll()
 		return nil, err
 	}
-	key, err := sharedkey.DecodeKey(acct.PrimaryKey)
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("account key: %w", err)
-	}
-	acctName := acct.Name
-	signer := storage.Signer{Account: acct.Name, Key: key, Keys: func() [][]byte {
-		k, _ := svc.AccountKeys(acctName)
-		return k
-	}}
-	links.setSigner(signer)
-	s := &Server{cfg: cfg, ln: ln, svc: svc, links: links}
+	links.setAccounts(svc.Accounts())
+	s := &Server{cfg: cfg, ln: ln, svc: svc, links: links, blobs: blobs, apps: apps}
 	s.Creds = Credentials{URL: baseURL, AccountName: acct.Name, AccountKey: acct.PrimaryKey}
 	s.Fingerprint = fingerprint
 	if selfSigned {
@@ -221,7 +230,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closeAll()
 		return nil, err
 	}
-	handler := api.New(api.Config{Ops: serverOps{Service: svc, srv: s}, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.Handler(signer),
+	handler := api.New(api.Config{Ops: serverOps{Service: svc, srv: s}, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.AccountsHandler(svc.AccountKeys),
 		Applications: apps, Logger: cfg.Logger})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsCfg}
 	s.close = func() error {
@@ -252,8 +261,10 @@ func newProvider(cfg Config, fingerprint string) (provider.Provider, error) {
 			ServerFingerprint: fingerprint, Logger: cfg.Logger})
 	case "sim":
 		return sim.New(filepath.Join(cfg.DataDir, sim.DirName))
+	case "slurm":
+		return newSlurmProvider(cfg, fingerprint) // slurm.go
 	}
-	return nil, fmt.Errorf("server: unknown node provider %q (local or sim)", cfg.Provider)
+	return nil, fmt.Errorf("server: unknown node provider %q (local, sim or slurm)", cfg.Provider)
 }
 
 // ensureAccount returns the account clients use: the one named by the
@@ -261,6 +272,9 @@ func newProvider(cfg Config, fingerprint string) (provider.Provider, error) {
 // generated one.
 func ensureAccount(ctx context.Context, svc *service.Service, st store.Store, cfg Config) (store.Account, error) {
 	if cfg.AccountName != "" {
+		if err := service.ValidateAccountName(cfg.AccountName); err != nil {
+			return store.Account{}, fmt.Errorf("account name %q: 3 to 24 lower-case letters and digits, as Azure's", cfg.AccountName)
+		}
 		return svc.EnsureAccount(ctx, cfg.AccountName, cfg.AccountKey)
 	}
 	accts, err := st.AccountList(ctx)
@@ -300,6 +314,9 @@ func (s *Server) URL() string { return s.Creds.URL }
 // Shutdown stops serving. Local nodes keep running and are adopted by the
 // next server on the same data directory.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.ha != nil {
+		return s.ha.shutdown(ctx)
+	}
 	s.svc.Close()
 	err := s.http.Shutdown(ctx)
 	if cerr := s.close(); err == nil {
@@ -360,15 +377,10 @@ func (o serverOps) RegenerateAccountKey(ctx context.Context, name, keyName strin
 		return a, persisted, err
 	}
 	s := o.srv
+	s.links.put(a) // storage SAS are signed with the current primary key
 	s.credMu.Lock()
 	defer s.credMu.Unlock()
 	if strings.EqualFold(a.Name, s.Creds.AccountName) && a.PrimaryKey != s.Creds.AccountKey {
-		// Storage SAS are signed with the primary key: sign with the new one.
-		if key, err := sharedkey.DecodeKey(a.PrimaryKey); err == nil {
-			sg := s.links.get()
-			sg.Key = key
-			s.links.setSigner(sg)
-		}
 		c := s.Creds
 		c.AccountKey = a.PrimaryKey
 		if err := writeCredentials(s.cfg.DataDir, c); err != nil {

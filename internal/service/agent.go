@@ -146,6 +146,7 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 		NodeID:            n.id,
 		NodeToken:         n.token,
 		HeartbeatInterval: protocol.Duration(s.cfg.HeartbeatInterval),
+		NodeTimeout:       protocol.Duration(s.cfg.NodeTimeout),
 		Node: protocol.NodeConfig{
 			AccountName:  n.account,
 			AccountURL:   s.cfg.AccountURL(n.account),
@@ -156,6 +157,7 @@ func (s *Service) agentRegister(ctx context.Context, req *protocol.RegisterReque
 			AffinityID:   deref(n.doc.AffinityID),
 			Packages:     s.packageOrders(n.account, n.pool.doc.ApplicationPackageReferences),
 			Certificates: certs,
+			UserAccounts: userAccountOrders(n.pool.doc.UserAccounts),
 		},
 	}, http.StatusOK, nil
 }

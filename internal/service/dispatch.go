@@ -140,10 +140,11 @@ func (s *Service) taskAssignment(t *taskState, n *nodeState, attemptID string) p
 		Env:           env,
 		MaxWallClock:  protocol.Duration(wall),
 		RequiredSlots: t.slots,
-		ResourceFiles: s.resourceFileOrders(t.doc.ResourceFiles),
+		ResourceFiles: s.resourceFileOrders(t.job.account, t.doc.ResourceFiles),
 		OutputFiles:   outputFileOrders(t.doc.OutputFiles),
 		Packages:      s.packageOrders(t.job.account, n.pool.doc.ApplicationPackageReferences, t.doc.ApplicationPackageReferences),
 		JobPrepDir:    jobPrepDir(t.job),
+		User:          userOrder(t.doc.UserIdentity),
 	}
 }
 
@@ -181,8 +182,9 @@ func (s *Service) runStartTaskLocked(n *nodeState, retryCount int32, w *store.Wr
 		Dir:            "startup",
 		Env:            env,
 		WaitForSuccess: deref(st.WaitForSuccess),
-		ResourceFiles:  s.resourceFileOrders(st.ResourceFiles),
+		ResourceFiles:  s.resourceFileOrders(n.pool.account, st.ResourceFiles),
 		Packages:       s.packageOrders(n.pool.account, n.pool.doc.ApplicationPackageReferences),
+		User:           userOrder(st.UserIdentity),
 	}
 	n.attempts[a.id] = a
 	n.startTask = a

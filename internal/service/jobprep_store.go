@@ -139,8 +139,9 @@ func (s *Service) jobPrepAssignment(n *nodeState, j *jobState, id string) protoc
 		Env:            jobTaskEnv(j, jp.EnvironmentSettings),
 		MaxWallClock:   protocol.Duration(wallClockOf(jp.Constraints)),
 		WaitForSuccess: deref(jp.WaitForSuccess),
-		ResourceFiles:  s.resourceFileOrders(jp.ResourceFiles),
+		ResourceFiles:  s.resourceFileOrders(j.account, jp.ResourceFiles),
 		Packages:       s.packageOrders(j.account, n.pool.doc.ApplicationPackageReferences),
+		User:           userOrder(jp.UserIdentity),
 	}
 }
 
@@ -156,9 +157,10 @@ func (s *Service) jobReleaseAssignment(n *nodeState, j *jobState, id string) pro
 		Dir:           jobReleaseDir(j),
 		Env:           jobTaskEnv(j, jr.EnvironmentSettings),
 		MaxWallClock:  protocol.Duration(wallClockOf(&azbatch.TaskConstraints{MaxWallClockTime: jr.MaxWallClockTime})),
-		ResourceFiles: s.resourceFileOrders(jr.ResourceFiles),
+		ResourceFiles: s.resourceFileOrders(j.account, jr.ResourceFiles),
 		Packages:      s.packageOrders(j.account, n.pool.doc.ApplicationPackageReferences),
 		JobPrepDir:    jobPrepDir(j),
+		User:          userOrder(jr.UserIdentity),
 	}
 }
 
