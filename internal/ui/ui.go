@@ -94,8 +94,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("/ui/storage/", h.storageProxy)
 	h.mux.HandleFunc("GET /ui/tail", h.tail)
 	h.mux.HandleFunc("GET /ui/history", h.historyGet)
-	h.mux.HandleFunc("GET /ui/", h.asset)
-	h.mux.HandleFunc("HEAD /ui/", h.asset)
+	h.mux.HandleFunc("/ui/", h.asset) // any method: a method here would conflict with /ui/api/
 	go h.sample()
 	return h
 }
@@ -142,6 +141,11 @@ var contentTypes = map[string]string{
 
 // asset serves an embedded file; /ui/ is index.html.
 func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "Method not allowed.")
+		return
+	}
 	name := strings.TrimPrefix(r.URL.Path, "/ui/")
 	if name == "" {
 		name = "index.html"
