@@ -458,7 +458,8 @@ function markNav(path) {
 
 // table(columns, rows, opts): columns are {title, key | render(row),
 // class, numeric}; rows objects. opts: empty (text when no rows), caption,
-// rowAttrs(row) (attributes of each <tr>). Returns a scrollable wrapper
+// rowAttrs(row) (attributes of each <tr>), stack (false: keep columns on a
+// phone instead of stacking cells). Returns a scrollable wrapper
 // around the <table>.
 export function table(columns, rows, opts = {}) {
   const head = el('thead', null, el('tr', null, columns.map((c) => el('th', { scope: 'col', class: (c.class || '') + (c.numeric ? ' num' : '') }, c.title))));
@@ -474,7 +475,7 @@ export function table(columns, rows, opts = {}) {
       })));
     }
   }
-  const t = el('table', { class: 'grid' }, opts.caption ? el('caption', null, opts.caption) : null, head, body);
+  const t = el('table', { class: opts.stack === false ? 'grid' : 'grid stack' }, opts.caption ? el('caption', null, opts.caption) : null, head, body);
   return el('div', { class: 'table-wrap' }, t);
 }
 
