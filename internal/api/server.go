@@ -17,6 +17,7 @@ import (
 
 	"github.com/kilnbatch/kiln/internal/applications"
 	"github.com/kilnbatch/kiln/internal/batch"
+	"github.com/kilnbatch/kiln/internal/metrics"
 	"github.com/kilnbatch/kiln/internal/service"
 	"github.com/kilnbatch/kiln/sharedkey"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	// Now is the clock for signature freshness and error timestamps.
 	// Default time.Now.
 	Now func() time.Time
+	// Metrics, when set, serves GET /metrics (no Shared Key: its own
+	// optional bearer token) and counts every request (docs/metrics.md).
+	Metrics *metrics.Metrics
 }
 
 // server holds the dependencies shared by the handlers.
@@ -83,7 +87,25 @@ func New(cfg Config) http.Handler {
 		root.Handle("/storage/", http.StripPrefix("/storage", cfg.StorageHandler))
 	}
 	root.Handle("/", http.HandlerFunc(s.serveBatch))
+	if cfg.Metrics != nil {
+		root.Handle("GET /metrics", cfg.Metrics.Handler())
+		return cfg.Metrics.Instrument(s.recoverer(root), s.operation)
+	}
 	return s.recoverer(root)
+}
+
+// operation labels a served request for metrics: the pattern of the route
+// that served it ("GET /pools/{poolId}", "/agent/"), "other" for paths no
+// route knows.
+func (s *server) operation(r *http.Request) string {
+	p := r.Pattern
+	if p == "/" { // an Azure Batch route: serveBatch routed a copy of r
+		_, p = s.mux.Handler(r)
+	}
+	if p == "" || p == "/" {
+		return "other"
+	}
+	return p
 }
 
 // newFileHTTPClient returns the client for agent file servers: no overall

@@ -172,6 +172,7 @@ func (s *Service) agentSync(ctx context.Context, token string, req *protocol.Syn
 		return nil, http.StatusUnauthorized, errBadToken
 	}
 	n.lastSeen = s.now()
+	s.observeSyncLocked(n) // metrics_prom.go
 	s.recordMetricsLocked(n, req.Metrics)
 	if req.Seq > n.latestSeq {
 		n.latestSeq = req.Seq

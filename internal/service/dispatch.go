@@ -319,6 +319,7 @@ func (s *Service) applyEventLocked(n *nodeState, ev protocol.Event, w *store.Wri
 		if a.task != nil {
 			t := a.task
 			start := ev.Time.UTC()
+			s.observeTaskStartedLocked(n, t) // metrics_prom.go
 			s.setTaskState(t, azbatch.TaskStateRunning, func() { t.doc.ExecutionInfo.StartTime = &start })
 			s.writeTask(t, w)
 		} else if n.doc.StartTaskInfo != nil {
@@ -331,6 +332,7 @@ func (s *Service) applyEventLocked(n *nodeState, ev protocol.Event, w *store.Wri
 			s.startTaskCompletedLocked(n, a, ev, w)
 			return
 		}
+		s.observeTaskEndedLocked(n, a.task, ev) // metrics_prom.go
 		s.taskCompletedLocked(n, a, ev, w)
 	}
 }

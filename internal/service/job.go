@@ -60,6 +60,7 @@ func (j *jobState) object() (Object, error) {
 
 func (j *jobState) push(t *taskState) {
 	t.queued = true
+	markReady(t) // metrics_prom.go
 	j.queue = append(j.queue, t)
 }
 

@@ -109,6 +109,9 @@ type Service struct {
 	spot spotState
 	// join holds the pools' join tokens and the standby agents (join.go).
 	join joinState
+	// obs receives the events behind the Prometheus metrics
+	// (metrics_prom.go); nil: none.
+	obs Observer
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -267,7 +270,10 @@ func (s *Service) commit(ctx context.Context, w *store.Writes) error {
 		return nil
 	}
 	// The write must not be abandoned half-way because a client went away.
-	if err := s.cfg.Store.Apply(context.WithoutCancel(ctx), w); err != nil {
+	start := time.Now()
+	err := s.cfg.Store.Apply(context.WithoutCancel(ctx), w)
+	s.observeCommit(time.Since(start), err) // metrics_prom.go
+	if err != nil {
 		s.log.Error("store write failed", "err", err)
 		return fmt.Errorf("store write: %w", err)
 	}

@@ -31,6 +31,9 @@ type taskState struct {
 	// parents counts the unsatisfied parents of a task that waits for its
 	// dependencies outside the queue (dependencies.go); 0 otherwise.
 	parents int64
+	// readyAt is when the task last became eligible to run (Unix ns, for
+	// the scheduling latency metric, metrics_prom.go); 0 once observed.
+	readyAt int64
 }
 
 func newTaskState(j *jobState, doc *azbatch.Task) *taskState {
