@@ -57,6 +57,7 @@ type Metrics struct {
 	reg  *prometheus.Registry
 	svc  atomic.Pointer[service.Service]
 	role atomic.Pointer[func() string]
+	h    http.Handler // the /metrics handler (Handler)
 
 	schedLatency *prometheus.HistogramVec
 	runTime      *prometheus.HistogramVec
@@ -123,6 +124,7 @@ func New(opts Options) *Metrics {
 		return 1
 	}))
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.h = m.newHandler()
 	return m
 }
 
@@ -145,7 +147,9 @@ func (m *Metrics) Attach(svc *service.Service) {
 
 // Handler serves the registry in the Prometheus text format (or
 // OpenMetrics when asked), behind the bearer token if one is set.
-func (m *Metrics) Handler() http.Handler {
+func (m *Metrics) Handler() http.Handler { return m.h }
+
+func (m *Metrics) newHandler() http.Handler {
 	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 	if m.opts.Token == "" {
 		return h
