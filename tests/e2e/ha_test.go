@@ -223,30 +223,6 @@ func postgresURL(t *testing.T) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%s/%s?sslmode=disable", kv["user"], kv["port"], kv["dbname"])
 }
 
-// startServerAt is StartServer on a given address.
-func startServerAt(t *testing.T, addr string, opts *ServerOpts) *Server {
-	t.Helper()
-	s := &Server{t: t, DataDir: t.TempDir(), Addr: addr, Args: opts.Args, Env: opts.Env}
-	s.URL = "http://" + s.Addr
-	s.logPath = filepath.Join(s.DataDir, "server.log")
-	s.Start()
-	client, err := batchclient.New(s.URL, testAccount, testKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Client = client
-	t.Cleanup(func() {
-		s.Kill()
-		killAgents(s.DataDir)
-		if t.Failed() {
-			if b, err := os.ReadFile(s.logPath); err == nil {
-				t.Logf("server log (%s):\n%s", s.URL, tail(string(b), 8000))
-			}
-		}
-	})
-	return s
-}
-
 type haInfo struct {
 	Role   string `json:"role"`
 	URL    string `json:"url"`

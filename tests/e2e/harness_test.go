@@ -77,10 +77,16 @@ type ServerOpts struct {
 // client for it. Everything (agents included) is stopped when the test ends.
 func StartServer(t testing.TB, opts *ServerOpts) *Server {
 	t.Helper()
+	return startServerAt(t, freeAddr(t), opts)
+}
+
+// startServerAt is StartServer on a given address.
+func startServerAt(t testing.TB, addr string, opts *ServerOpts) *Server {
+	t.Helper()
 	if opts == nil {
 		opts = &ServerOpts{}
 	}
-	s := &Server{t: t, DataDir: t.TempDir(), Addr: freeAddr(t), Args: opts.Args, Env: opts.Env}
+	s := &Server{t: t, DataDir: t.TempDir(), Addr: addr, Args: opts.Args, Env: opts.Env}
 	s.URL = "http://" + s.Addr
 	s.logPath = filepath.Join(s.DataDir, "server.log")
 	s.Start()
@@ -94,7 +100,7 @@ func StartServer(t testing.TB, opts *ServerOpts) *Server {
 		killAgents(s.DataDir)
 		if t.Failed() {
 			if b, err := os.ReadFile(s.logPath); err == nil {
-				t.Logf("server log:\n%s", tail(string(b), 8000))
+				t.Logf("server log (%s):\n%s", s.URL, tail(string(b), 8000))
 			}
 		}
 	})
