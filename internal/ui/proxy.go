@@ -108,6 +108,7 @@ func (h *Handler) call(ctx context.Context, account string, key []byte, method, 
 		rec.code = http.StatusBadRequest
 		return rec
 	}
+	req.Header.Set("User-Agent", "kiln-dashboard")
 	for k, v := range hdr {
 		req.Header[k] = v
 	}

@@ -214,6 +214,7 @@ async function errorOf(res) {
     if (body && body.message) msg = typeof body.message === 'string' ? body.message : (body.message.value || msg);
     else if (body && body.error) msg = body.error;
     if (body && body.code) code = body.code;
+    msg = String(msg).split('\nRequestId:')[0];
     const reason = body && body.values && body.values.find((v) => v.key === 'Reason');
     if (reason) msg += ' (' + reason.value + ')';
   } catch {

@@ -1,7 +1,7 @@
 // Pools: the list, and a pool's page with its node heatmap, resize,
 // autoscale (enable, disable, evaluate a formula) and each node's start
 // task output.
-import { route, el, clear, api, apiList, live, table, stateBadge, stateClass, href, human, button, field, kv, toast, fmtTime, ApiError } from '../app.js';
+import { route, el, clear, api, apiList, live, table, stateBadge, stateClass, href, human, button, field, kv, toast, fmtTime } from '../app.js';
 
 const enc = encodeURIComponent;
 
@@ -42,6 +42,7 @@ route('/pools/:id', (root, params) => {
   let pool = null;
   let selected = null; // node id whose details are shown
   let formsFilled = false;
+  let resizeDirty = false;
 
   const summary = el('div', { class: 'card' }, el('p', { class: 'muted' }, 'Loading…'));
   const legend = el('ul', { class: 'legend', 'aria-label': 'Node states' });
@@ -51,14 +52,16 @@ route('/pools/:id', (root, params) => {
   // Resize.
   const dedicated = el('input', { type: 'number', min: 0, step: 1, id: 'resize-dedicated', inputmode: 'numeric' });
   const lowPri = el('input', { type: 'number', min: 0, step: 1, id: 'resize-lowpri', inputmode: 'numeric' });
+  for (const i of [dedicated, lowPri]) i.addEventListener('input', () => { resizeDirty = true; });
   const resizeMsg = el('p', { class: 'muted', 'aria-live': 'polite' });
   const resizeBtn = button('Resize', async () => {
     const body = { targetDedicatedNodes: Number(dedicated.value || 0), targetLowPriorityNodes: Number(lowPri.value || 0) };
     await api(path + '/resize', { method: 'POST', body });
+    resizeDirty = false;
     toast(`Resizing ${id} to ${body.targetDedicatedNodes} dedicated and ${body.targetLowPriorityNodes} low-priority nodes`);
     refresh.refresh();
   });
-  const stopBtn = button('Stop resize', async () => {
+  const stopBtn = button('Stop resizing', async () => {
     await api(path + '/stopresize', { method: 'POST' });
     toast('Resize stopped');
     refresh.refresh();
@@ -129,6 +132,7 @@ route('/pools/:id', (root, params) => {
       return;
     }
     if (selected !== nodeId) return;
+    nodeInfo.setAttribute('data-state', node.state);
     const [out, errText] = await Promise.all([nodeFile(np + '/files/startup/stdout.txt'), nodeFile(np + '/files/startup/stderr.txt')]);
     if (selected !== nodeId) return;
     const sti = node.startTaskInfo || {};
@@ -169,9 +173,11 @@ route('/pools/:id', (root, params) => {
       apiList(path + '/nodes?$select=id,state,schedulingState,isDedicated,runningTasksCount,startTaskInfo', { max: 5000 }),
     ]);
     pool = p;
-    if (!formsFilled) {
+    if (!resizeDirty) { // follow the pool's targets until the user edits them
       dedicated.value = p.targetDedicatedNodes ?? 0;
       lowPri.value = p.targetLowPriorityNodes ?? 0;
+    }
+    if (!formsFilled) {
       if (p.autoScaleFormula) formula.value = p.autoScaleFormula;
       if (p.autoScaleEvaluationInterval) interval.value = p.autoScaleEvaluationInterval;
       formsFilled = true;
@@ -204,21 +210,35 @@ route('/pools/:id', (root, params) => {
     const states = [...NODE_STATES.filter((s) => ['idle', 'running', 'starting', 'startTaskFailed', 'unusable', 'preempted', 'offline'].includes(s) || counts[s]),
       ...Object.keys(counts).filter((s) => !NODE_STATES.includes(s))];
     clear(legend, states.map((s) => el('li', null, stateBadge(s, human(s) + ': ' + (counts[s] || 0)))));
-    const focusedId = document.activeElement && document.activeElement.getAttribute && document.activeElement.getAttribute('data-node-id');
-    clear(heat, nodes.length === 0 ? el('li', { class: 'muted' }, 'No nodes.') : nodes.map((n) => {
-      const b = el('button', {
-        type: 'button', class: 'node ' + stateClass(n.state), 'data-node-id': n.id, 'data-state': n.state,
-        'aria-pressed': String(n.id === selected), title: n.id + ': ' + human(n.state),
-        onclick: () => showNode(n.id, false),
-      },
-      el('span', { class: 'node-state' }, human(n.state)),
-      el('span', { class: 'node-id' }, n.id),
-      n.runningTasksCount ? el('span', null, n.runningTasksCount + ' task' + (n.runningTasksCount === 1 ? '' : 's')) : null);
-      return el('li', null, b);
-    }));
-    if (focusedId) {
-      const b = heat.querySelector(`[data-node-id="${CSS.escape(focusedId)}"]`);
-      if (b) b.focus();
+    // Tiles are updated in place (keyed by node id): focus and a pending
+    // click survive the refresh.
+    const emptyMsg = heat.querySelector('.empty');
+    if (nodes.length === 0) {
+      if (!emptyMsg) clear(heat, el('li', { class: 'muted empty' }, 'No nodes.'));
+    } else {
+      if (emptyMsg) emptyMsg.remove();
+      const have = new Map([...heat.querySelectorAll('li[data-node]')].map((li) => [li.getAttribute('data-node'), li]));
+      let prev = null;
+      for (const n of nodes) {
+        let li = have.get(n.id);
+        have.delete(n.id);
+        if (!li) {
+          const b = el('button', { type: 'button', 'data-node-id': n.id, onclick: () => showNode(n.id, false) },
+            el('span', { class: 'node-state' }), el('span', { class: 'node-id' }, n.id), el('span', { class: 'node-tasks' }));
+          li = el('li', { 'data-node': n.id }, b);
+        }
+        const b = li.firstChild;
+        b.className = 'node ' + stateClass(n.state);
+        b.setAttribute('data-state', n.state);
+        b.setAttribute('aria-pressed', String(n.id === selected));
+        b.title = n.id + ': ' + human(n.state);
+        b.querySelector('.node-state').textContent = human(n.state);
+        b.querySelector('.node-tasks').textContent = n.runningTasksCount ? n.runningTasksCount + ' task' + (n.runningTasksCount === 1 ? '' : 's') : '';
+        const want = prev ? prev.nextSibling : heat.firstChild;
+        if (want !== li) heat.insertBefore(li, want);
+        prev = li;
+      }
+      for (const li of have.values()) li.remove();
     }
     if (selected && !nodes.some((n) => n.id === selected)) {
       selected = null;
@@ -247,4 +267,3 @@ function autoScaleRun(run, title) {
       (run.error.values || []).map((v) => el('span', { class: 'mono' }, ' ' + (v.name || v.key) + '=' + v.value))) : null);
 }
 
-void ApiError;
