@@ -145,6 +145,8 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.stop: // the server shuts down: do not hold it up
+			return
 		case <-time.After(h.cfg.TailInterval):
 		}
 	}

@@ -99,7 +99,7 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// Close stops the history sampler.
+// Close stops the history sampler and ends the live task streams.
 func (h *Handler) Close() {
 	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done

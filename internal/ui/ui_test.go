@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 
 type env struct {
 	t    *testing.T
+	down bool // shut down by the test
 	srv  *server.Server
 	url  string
 	acct string
@@ -51,12 +52,16 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := &env{t: t, srv: srv, url: srv.URL(), acct: "uiacct", key: key}
 	t.Cleanup(func() {
+		if e.down {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return &env{t: t, srv: srv, url: srv.URL(), acct: "uiacct", key: key}
+	return e
 }
 
 // client is a browser: a cookie jar, no redirects followed.
@@ -486,5 +491,35 @@ func TestStorageProxy(t *testing.T) {
 	e.signIn(c2, "otheracct", otherKey)
 	if res, b := do(t, c2, "GET", e.url+"/ui/storage/results/dir/hello.txt", nil, ""); res.StatusCode != 404 {
 		t.Fatalf("another account's blob: %d %s, want 404", res.StatusCode, b)
+	}
+}
+
+// TestTailEndsAtShutdown: a live stream of a task that never starts does
+// not hold up the server's shutdown.
+func TestTailEndsAtShutdown(t *testing.T) {
+	e := start(t)
+	c := e.client()
+	e.signIn(c, e.acct, e.key)
+	if res, b := e.ui(c, "POST", "/pools", fmt.Sprintf(poolJSON, "emptypool", 0)); res.StatusCode != 201 {
+		t.Fatalf("pool: %d %s", res.StatusCode, b)
+	}
+	e.ui(c, "POST", "/jobs", `{"id":"waitjob","poolInfo":{"poolId":"emptypool"}}`)
+	if res, b := e.ui(c, "POST", "/jobs/waitjob/tasks", `{"id":"waiting","commandLine":"/bin/true"}`); res.StatusCode != 201 {
+		t.Fatalf("task: %d %s", res.StatusCode, b)
+	}
+	resp, err := c.Get(e.url + "/ui/tail?job=waitjob&task=waiting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "retry:") {
+		t.Fatalf("stream start %q: %v", line, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.down = true
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a live tail open: %v", err)
 	}
 }
