@@ -7,8 +7,8 @@ const enc = encodeURIComponent;
 
 route('/pools', (root) => {
   const list = el('div', null, el('p', { class: 'muted' }, 'Loading…'));
-  root.append(el('h1', null, 'Pools'), list);
-  live(async () => {
+  root.append(el('h1', null, 'Pools'), list, createPoolForm(() => handle.refresh()));
+  const handle = live(async () => {
     const [pools, counts] = await Promise.all([
       apiList('/pools?$select=id,displayName,state,allocationState,vmSize,currentDedicatedNodes,currentLowPriorityNodes,targetDedicatedNodes,targetLowPriorityNodes,enableAutoScale', { max: 2000 }),
       apiList('/nodecounts', { max: 2000 }),
@@ -31,6 +31,40 @@ route('/pools', (root) => {
     ], pools, { empty: 'No pools yet. Create one with the CLI or an Azure Batch SDK.' }));
   }, 3000);
 });
+
+// createPoolForm: a pool from the most used fields (Azure's Pool - Add).
+function createPoolForm(done) {
+  const id = el('input', { id: 'new-pool-id', required: true, spellcheck: 'false', autocapitalize: 'none', maxlength: 64, pattern: '[A-Za-z0-9_\\-]+' });
+  const vmSize = el('input', { id: 'new-pool-vmsize', value: 'standard_d2s_v3', spellcheck: 'false' });
+  const nodes = el('input', { id: 'new-pool-nodes', type: 'number', min: 0, step: 1, value: 1, inputmode: 'numeric' });
+  const slots = el('input', { id: 'new-pool-slots', type: 'number', min: 1, step: 1, value: 1, inputmode: 'numeric' });
+  const start = el('input', { id: 'new-pool-start', spellcheck: 'false', placeholder: "/bin/sh -c 'echo ready'", size: 40 });
+  const err = el('p', { class: 'error', role: 'alert', hidden: true });
+  const submit = el('button', { type: 'submit' }, 'Create pool');
+  const form = el('form', { class: 'toolbar', 'aria-label': 'Create a pool' },
+    field('Pool ID', id), field('VM size', vmSize), field('Dedicated nodes', nodes), field('Task slots per node', slots),
+    field('Start task command line', start, 'optional'), submit);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.hidden = true;
+    const body = { id: id.value.trim(), vmSize: vmSize.value.trim() || 'standard_d2s_v3',
+      targetDedicatedNodes: Number(nodes.value || 0), taskSlotsPerNode: Number(slots.value || 1) };
+    if (start.value.trim()) body.startTask = { commandLine: start.value.trim(), waitForSuccess: true };
+    submit.disabled = true;
+    try {
+      await api('/pools', { method: 'POST', body });
+      toast('Pool ' + body.id + ' created');
+      id.value = '';
+      done();
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return el('section', { class: 'card', 'aria-labelledby': 'new-pool' }, el('h2', { id: 'new-pool' }, 'Create a pool'), form, err);
+}
 
 // Node states in the legend, in a useful order; others are added as seen.
 const NODE_STATES = ['idle', 'running', 'starting', 'waitingForStartTask', 'creating', 'rebooting', 'reimaging',
