@@ -246,7 +246,7 @@ function renderJob(root, params, query) {
     el('button', { type: 'reset', class: 'secondary' }, 'Clear filter'));
   const filterError = el('p', { class: 'error', role: 'alert', hidden: true });
   const { wrap, tbody, titles } = gridTable('Tasks', ['Task', 'State', 'Exit code', 'Node', 'Retries', 'Started', 'Ended']);
-  const pager = cursorPager('Task pages', () => tasksHandle.refresh());
+  const pager = cursorPager('Task pages', () => loadNow());
   let filter = buildFilter() || '';
 
   root.append(head, stateLine, actions, info,
@@ -260,6 +260,9 @@ function renderJob(root, params, query) {
     const x = exitInput.value.trim();
     if (x !== '') {
       if (!/^-?\d+$/.test(x)) return null;
+      // Azure sets exitCode only on completed tasks; saying so lets the
+      // server narrow the scan with its state index.
+      if (!stateSel.value) parts.unshift(`state eq 'completed'`);
       parts.push(`executionInfo/exitCode eq ${Number(x)}`);
     }
     return parts.join(' and ');
@@ -276,18 +279,36 @@ function renderJob(root, params, query) {
     filterError.hidden = true;
     filter = f;
     pager.reset();
-    tasksHandle.refresh();
+    loadNow();
   });
   filterForm.addEventListener('reset', () => {
-    setTimeout(() => { sizeSel.value = '50'; filterError.hidden = true; filter = ''; pager.reset(); tasksHandle.refresh(); });
+    setTimeout(() => { sizeSel.value = '50'; filterError.hidden = true; filter = ''; pager.reset(); loadNow(); });
   });
-  sizeSel.addEventListener('change', () => { pager.reset(); tasksHandle.refresh(); });
+  sizeSel.addEventListener('change', () => { pager.reset(); loadNow(); });
 
+  // A slow page (a filter the server answers by scanning) is refreshed
+  // less often: live runs wait five times the last load's duration, while
+  // paging and filtering (force) always load.
+  let lastStart = 0, lastTook = 0, force = true;
+  const loadNow = () => { force = true; tasksHandle.refresh(); };
   async function loadTasks() {
+    const now = Date.now();
+    if (!force && lastTook > 500 && now - lastStart < 5 * lastTook) return;
+    force = false;
+    lastStart = now;
+    await loadTasksPage();
+    lastTook = Date.now() - now;
+  }
+  function currentQuery() {
     const q = new URLSearchParams({ maxresults: sizeSel.value, $select: 'id,displayName,state,executionInfo,nodeInfo' });
     if (filter) q.set('$filter', filter);
     if (pager.token) q.set('$skiptoken', pager.token);
+    return q;
+  }
+  async function loadTasksPage() {
+    const q = currentQuery();
     const r = await get(`${base}/tasks?${q}`);
+    if (q.toString() !== currentQuery().toString()) return; // paged or filtered meanwhile: a newer load follows
     const tasks = (r && r.value) || [];
     keyedRows(tbody, titles, tasks, (t) => t.id, (t) => {
       const x = t.executionInfo || {};
@@ -306,7 +327,7 @@ function renderJob(root, params, query) {
 
   const disableOpt = el('select', { name: 'disableTasks' },
     el('option', { value: 'requeue' }, 'requeue'), el('option', { value: 'terminate' }, 'terminate'), el('option', { value: 'wait' }, 'wait'));
-  const after = () => { jobHandle.refresh(); tasksHandle.refresh(); };
+  const after = () => { jobHandle.refresh(); loadNow(); };
   const terminateBtn = actionButton('Terminate', () => api(`${base}/terminate`, { method: 'POST', body: { terminateReason: 'UserTerminate' } }), after);
   const disableBtn = actionButton('Disable', () => api(`${base}/disable`, { method: 'POST', body: { disableTasks: disableOpt.value } }), after);
   const enableBtn = actionButton('Enable', () => api(`${base}/enable`, { method: 'POST' }), after);

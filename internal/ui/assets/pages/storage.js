@@ -13,8 +13,9 @@ const enc = encodeURIComponent;
 function storageError(status, statusText, text) {
   let msg = '';
   try { msg = JSON.parse(text).error || ''; } catch {
-    const m = /<Message>([\s\S]*?)<\/Message>/.exec(text || '');
-    if (m) msg = m[1].split('\n')[0];
+    const doc = new DOMParser().parseFromString(text || '<x/>', 'application/xml');
+    const m = doc.querySelector('Error > Message');
+    if (m) msg = m.textContent.split('\n')[0].trim();
   }
   const e = new Error(msg || `${status} ${statusText}`);
   e.status = status;
