@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -521,5 +522,31 @@ func TestTailEndsAtShutdown(t *testing.T) {
 	e.down = true
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown with a live tail open: %v", err)
+	}
+}
+
+// TestSecureCookie: over HTTPS the session cookie is Secure.
+func TestSecureCookie(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString([]byte("ui-test-key-0123456789abcdef-0123456789abcdef"))
+	srv, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), TLSAuto: true,
+		AccountName: "uiacct", AccountKey: key, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	if !strings.HasPrefix(srv.URL(), "https://") {
+		t.Fatalf("server URL %s", srv.URL())
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
+	b, _ := json.Marshal(map[string]string{"account": "uiacct", "key": key})
+	res, body := do(t, c, "POST", srv.URL()+"/ui/session", map[string]string{"Content-Type": "application/json"}, string(b))
+	if res.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", res.StatusCode, body)
+	}
+	raw := res.Header.Get("Set-Cookie")
+	for _, want := range []string{"kiln_session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/ui"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("cookie %q lacks %s", raw, want)
+		}
 	}
 }
