@@ -3,7 +3,7 @@
 // paged by the server (maxresults and $skiptoken: one page in memory, a
 // stack of the tokens of the pages before it), filtered by state, result
 // and exit code with OData $filter.
-import { api, route, live, el, stateBadge, toast, fmtTime } from '../app.js';
+import { api, route, live, el, stateBadge, toast, fmtTime, field, navigate } from '../app.js';
 
 const enc = encodeURIComponent;
 
@@ -187,7 +187,7 @@ function renderJobs(root, params, query) {
   root.append(
     el('h1', {}, 'Jobs'),
     el('div', { class: 'toolbar' }, el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Job state'), stateSel)),
-    wrap, pager.el);
+    wrap, pager.el, createJobForm());
   stateSel.addEventListener('change', () => { pager.reset(); refresh(); });
 
   async function load() {
@@ -213,6 +213,75 @@ function renderJobs(root, params, query) {
   function refresh() { handle.refresh(); }
 }
 
+// createJobForm: a job on a pool (Azure's Job - Add, the most used
+// fields); on success the browser goes to the new job's page.
+function createJobForm() {
+  const id = el('input', { required: true, spellcheck: 'false', autocapitalize: 'none', maxlength: 64, pattern: '[A-Za-z0-9_\\-]+', autocomplete: 'off' });
+  const pool = el('input', { required: true, spellcheck: 'false', autocapitalize: 'none', list: 'kp-pool-ids', autocomplete: 'off' });
+  const pools = el('datalist', { id: 'kp-pool-ids' });
+  const onDone = el('select', {}, el('option', { value: 'noaction' }, 'keep the job active'), el('option', { value: 'terminatejob' }, 'terminate the job'));
+  const err = el('p', { class: 'error', role: 'alert', hidden: true });
+  const submit = el('button', { type: 'submit' }, 'Create job');
+  const form = el('form', { class: 'toolbar', 'aria-label': 'Create a job' },
+    field('Job ID', id), field('Pool ID', pool), field('When all tasks complete', onDone), submit, pools);
+  // Offer the account's pools (once; the input also takes any ID).
+  get('/pools?$select=id&maxresults=1000').then((r) => {
+    const ids = ((r && r.value) || []).map((p) => p.id);
+    pools.replaceChildren(...ids.map((v) => el('option', { value: v })));
+    if (ids.length === 1 && !pool.value) pool.value = ids[0];
+  }).catch(() => {});
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.hidden = true;
+    const body = { id: id.value.trim(), poolInfo: { poolId: pool.value.trim() }, onAllTasksComplete: onDone.value };
+    submit.disabled = true;
+    try {
+      await api('/jobs', { method: 'POST', body });
+      toast(`Job ${body.id} created`);
+      navigate(`/jobs/${enc(body.id)}`);
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return el('section', { class: 'card', 'aria-labelledby': 'kp-new-job' }, el('h2', { id: 'kp-new-job' }, 'Create a job'), form, err);
+}
+
+// addTaskForm: a task of jobId (Azure's Task - Add: ID, command line,
+// retries); on success the browser goes to the task's page, where its
+// output streams in.
+function addTaskForm(jobId) {
+  const id = el('input', { required: true, spellcheck: 'false', autocapitalize: 'none', maxlength: 64, pattern: '[A-Za-z0-9_\\-]+', autocomplete: 'off' });
+  const cmd = el('input', { required: true, spellcheck: 'false', autocapitalize: 'none', size: 48, autocomplete: 'off', placeholder: "/bin/sh -c 'echo hello'" });
+  const retries = el('input', { type: 'number', min: -1, step: 1, value: 0, inputmode: 'numeric' });
+  const err = el('p', { class: 'error', role: 'alert', hidden: true });
+  const submit = el('button', { type: 'submit' }, 'Add task');
+  const newId = () => 'task-' + new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  id.value = newId();
+  const form = el('form', { class: 'toolbar', 'aria-label': 'Add a task' },
+    field('Task ID', id), field('Command line', cmd, 'not run in a shell: use /bin/sh -c \'...\' for pipes and variables'),
+    field('Max retries', retries), submit);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.hidden = true;
+    const body = { id: id.value.trim(), commandLine: cmd.value, constraints: { maxTaskRetryCount: Number(retries.value || 0) } };
+    submit.disabled = true;
+    try {
+      await api(`/jobs/${enc(jobId)}/tasks`, { method: 'POST', body });
+      toast(`Task ${body.id} added`);
+      navigate(`/jobs/${enc(jobId)}/tasks/${enc(body.id)}`);
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return el('details', { class: 'card kp-addtask' }, el('summary', {}, el('h2', { class: 'kp-summary-h' }, 'Add a task')), form, err);
+}
+
 // ---------- job page ----------
 
 const TASK_STATES = ['active', 'preparing', 'running', 'completed'];
@@ -220,6 +289,8 @@ const TASK_STATES = ['active', 'preparing', 'running', 'completed'];
 function renderJob(root, params, query) {
   const jobId = params.id;
   const base = `/jobs/${enc(jobId)}`;
+  const addTask = addTaskForm(jobId);
+  let addTaskDecided = false;
   const head = el('div', { class: 'kp-head' },
     el('p', { class: 'kp-crumbs' }, el('a', { href: '#/jobs' }, 'Jobs'), ' / ', jobId),
     el('h1', {}, 'Job ', el('span', { class: 'kp-id' }, jobId)));
@@ -250,7 +321,7 @@ function renderJob(root, params, query) {
   let filter = buildFilter() || '';
 
   root.append(head, stateLine, actions, info,
-    el('h2', {}, 'Task counts'), countsBox,
+    el('h2', {}, 'Task counts'), countsBox, addTask,
     el('h2', { id: 'kp-tasks-h' }, 'Tasks'), filterForm, filterError, wrap, pager.el);
 
   function buildFilter() {
@@ -366,6 +437,10 @@ function renderJob(root, params, query) {
     enableBtn.disabled = s !== 'disabled';
     const c = await get(`${base}/taskcounts`);
     const tc = (c && c.taskCounts) || {};
+    if (!addTaskDecided) { // open "Add a task" on a job without tasks
+      addTaskDecided = true;
+      if (!((tc.active || 0) + (tc.running || 0) + (tc.completed || 0)) && ['active', 'disabled'].includes(s)) addTask.open = true;
+    }
     countsBox.replaceChildren(taskProgress(tc, `Tasks completed in job ${jobId}`),
       el('ul', { class: 'kp-countlist' },
         ...['active', 'running', 'completed', 'succeeded', 'failed'].map((k) =>
