@@ -128,13 +128,13 @@ export function wallClock(d) {
   return d && /^P10675199D/.test(d) ? 'unlimited' : d;
 }
 
-// actionButton runs fn on click (disabled meanwhile), toasts the outcome
-// and then calls after().
+// actionButton runs fn on click (disabled meanwhile), toasts a failure
+// (success shows in the state the page refreshes) and then calls after().
 export function actionButton(label, fn, after, attrs = {}) {
   const b = el('button', { type: 'button', ...attrs }, label);
   b.addEventListener('click', async () => {
     b.disabled = true;
-    try { await fn(); toast(`${label}: done`); } catch (e) { toast(e.message || String(e), 'error'); }
+    try { await fn(); } catch (e) { toast(e.message || String(e), 'error'); }
     b.disabled = false;
     if (after) after();
   });
@@ -190,13 +190,18 @@ function renderJobs(root, params, query) {
     wrap, pager.el, createJobForm());
   stateSel.addEventListener('change', () => { pager.reset(); refresh(); });
 
-  async function load() {
+  function currentQuery() {
     const q = new URLSearchParams({ maxresults: '50' });
     if (stateSel.value) q.set('$filter', `state eq '${stateSel.value}'`);
     if (pager.token) q.set('$skiptoken', pager.token);
+    return q.toString();
+  }
+  async function load() {
+    const q = currentQuery();
     const r = await get(`/jobs?${q}`);
     const jobs = (r && r.value) || [];
     const counts = await Promise.all(jobs.map((j) => jobCounts(j).catch(() => null)));
+    if (q !== currentQuery()) return; // paged or filtered meanwhile: a newer load follows
     const items = jobs.map((j, i) => ({
       id: j.id, state: j.state, created: j.creationTime, counts: counts[i],
       pool: (j.poolInfo && j.poolInfo.poolId) || (j.executionInfo && j.executionInfo.poolId) || '',

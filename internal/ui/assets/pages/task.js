@@ -176,7 +176,7 @@ function renderTask(root, params) {
     ]);
     props(node, [
       ['Pool', n.poolId ? el('a', { href: `#/pools/${enc(n.poolId)}` }, n.poolId) : ''],
-      ['Node', n.nodeId || 'not run yet'],
+      ['Node', n.nodeId ? (n.poolId ? el('a', { href: `#/pools/${enc(n.poolId)}`, title: `Pool ${n.poolId}` }, n.nodeId) : n.nodeId) : 'not run yet'],
       ['Task directory', n.taskRootDirectory],
     ]);
     terminateBtn.disabled = t.state === 'completed';
