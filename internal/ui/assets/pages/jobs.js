@@ -20,7 +20,7 @@ export function get(path) {
 // {active, running, completed, failed}: aria-valuenow is the percent of
 // tasks completed (100 only when all are), the visible text
 // "n of m completed".
-export function taskProgress(counts, label) {
+export function taskProgress(counts, label, jobId) {
   const c = counts || {};
   const done = c.completed || 0;
   const total = (c.active || 0) + (c.running || 0) + done;
@@ -31,7 +31,7 @@ export function taskProgress(counts, label) {
     el('div', {
       class: 'progress kp-progress', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100',
       'aria-valuenow': String(pct), 'aria-valuetext': `${pct}%: ${text}`, 'aria-label': label || 'Tasks completed',
-      'data-completed': String(done), 'data-total': String(total),
+      'data-completed': String(done), 'data-total': String(total), 'data-job-id': jobId,
     },
     el('div', { class: 'progress-fill' + (failed ? ' kp-fill-failed' : ''), style: `width:${pct}%` }),
     el('span', { class: 'progress-text' }, text)),
@@ -210,7 +210,7 @@ function renderJobs(root, params, query) {
       el('a', { href: `#/jobs/${enc(j.id)}` }, j.id),
       stateBadge(j.state),
       j.pool ? el('a', { href: `#/pools/${enc(j.pool)}` }, j.pool) : '',
-      j.counts ? taskProgress(j.counts, `Tasks completed in job ${j.id}`) : 'unknown',
+      j.counts ? taskProgress(j.counts, `Tasks completed in job ${j.id}`, j.id) : 'unknown',
       fmtTime(j.created)), stateSel.value ? `No ${stateSel.value} jobs.` : 'No jobs yet.');
     pager.update(r, jobs.length);
   }
@@ -446,7 +446,7 @@ function renderJob(root, params, query) {
       addTaskDecided = true;
       if (!((tc.active || 0) + (tc.running || 0) + (tc.completed || 0)) && ['active', 'disabled'].includes(s)) addTask.open = true;
     }
-    countsBox.replaceChildren(taskProgress(tc, `Tasks completed in job ${jobId}`),
+    countsBox.replaceChildren(taskProgress(tc, `Tasks completed in job ${jobId}`, jobId),
       el('ul', { class: 'kp-countlist' },
         ...['active', 'running', 'completed', 'succeeded', 'failed'].map((k) =>
           el('li', {}, el('span', { class: 'kp-countnum' }, String(tc[k] || 0)), ' ', k))));
