@@ -278,9 +278,25 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// A path no route knows counts as "other" (no label per path).
+	resp2, err := http.Get(s.URL + "/no/such/thing?api-version=2024-07-01.20.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
 	m := metricsMustGet(t, s)
 	if got := m.value("kiln_api_requests_total", map[string]string{"operation": "GET /pools", "status": fmt.Sprint(resp.StatusCode)}); got < 1 {
 		t.Errorf("the unauthenticated GET /pools (%d) was not counted", resp.StatusCode)
+	}
+	if got := m.value("kiln_api_requests_total", map[string]string{"operation": "other", "status": fmt.Sprint(resp2.StatusCode)}); got < 1 {
+		t.Errorf("GET /no/such/thing (%d) was not counted as operation other", resp2.StatusCode)
+	}
+	for _, sm := range m["kiln_api_requests_total"].Metric {
+		for _, l := range sm.Label {
+			if l.GetName() == "operation" && strings.Contains(l.GetValue(), "no/such") {
+				t.Errorf("a raw path became an operation label: %s", l.GetValue())
+			}
+		}
 	}
 	for name, f := range m {
 		if strings.HasPrefix(name, "kiln_") && f.GetHelp() == "" {
