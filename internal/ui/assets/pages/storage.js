@@ -1,10 +1,11 @@
 // Storage browser (UI-PAGES): the account's Kiln storage containers and
-// the blobs of a container by folder ("/"-delimited prefixes, in the hash:
-// #/storage/<container>?prefix=a/b/), with upload, download and delete,
+// the blobs of a container under a folder ("/"-delimited prefix, in the
+// hash: #/storage/<container>?prefix=a/b/) with its subfolders to open,
+// upload, download and delete,
 // through /ui/storage (signed by the server). Reads are plain GETs, so
 // Download links stream with a plain click; writes carry X-Kiln-UI: 1.
 import { route, live, el, toast, fmtTime, fmtBytes, storageURL } from '../app.js';
-import { confirmButton, keyedRows, gridTable, row } from './jobs.js';
+import { confirmButton, keyedRows, gridTable, row, cursorPager } from './jobs.js';
 
 const enc = encodeURIComponent;
 
@@ -114,6 +115,10 @@ function folderHref(container, prefix) {
   return `#/storage/${enc(container)}` + (prefix ? `?prefix=${enc(prefix)}` : '');
 }
 
+// renderContainer shows the blobs of a container under a folder (prefix):
+// the folder's subfolders as links to open, then every blob in the folder
+// and below it, by name, a page at a time (marker paging), with Download
+// and Delete; uploads go into the folder.
 function renderContainer(root, params, query) {
   const container = params.container;
   let prefix = query.get('prefix') || '';
@@ -125,13 +130,15 @@ function renderContainer(root, params, query) {
     ...parts.flatMap((p, i) => [' / ', i === parts.length - 1
       ? el('span', { 'aria-current': 'page' }, p)
       : el('a', { href: folderHref(container, parts.slice(0, i + 1).join('/') + '/') }, p)]));
+  const folders = el('ul', { class: 'kp-folders', 'aria-label': 'Folders' });
   const t = gridTable(`Blobs in ${container}/${prefix}`, ['Name', 'Size', 'Last modified', 'Actions']);
   const fileInput = el('input', { type: 'file', multiple: true, name: 'files' });
   const progress = el('span', { class: 'kp-upload-progress', 'aria-live': 'polite' });
   const form = el('form', { class: 'toolbar', 'aria-label': 'Upload files' },
     lab(prefix ? `Choose files (into ${prefix})` : 'Choose files', fileInput),
     el('button', { type: 'submit' }, 'Upload'), progress);
-  root.append(crumbs, el('h1', {}, 'Container ', el('span', { class: 'kp-id' }, container)), form, t.wrap);
+  const pager = cursorPager('Blob pages', () => handle.refresh());
+  root.append(crumbs, el('h1', {}, 'Container ', el('span', { class: 'kp-id' }, container)), form, folders, t.wrap, pager.el);
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -149,26 +156,37 @@ function renderContainer(root, params, query) {
     handle.refresh();
   });
 
-  async function load() {
-    const docs = await listAll(storageURL(container), { restype: 'container', comp: 'list', delimiter: '/', prefix });
-    const rows = [];
-    if (prefix) rows.push({ kind: 'up' });
-    for (const d of docs) {
-      const blobs = kid(d, 'Blobs');
-      if (!blobs) continue;
-      for (const p of kids(blobs, 'BlobPrefix')) rows.push({ kind: 'dir', name: text(p, 'Name') });
-      for (const b of kids(blobs, 'Blob')) {
-        rows.push({ kind: 'blob', name: text(b, 'Name'), size: text(b, 'Properties', 'Content-Length'), modified: text(b, 'Properties', 'Last-Modified') });
-      }
+  async function loadFolders() {
+    const q = new URLSearchParams({ restype: 'container', comp: 'list', delimiter: '/', prefix, maxresults: '1000' });
+    const doc = (await xmlGet(`${storageURL(container)}?${q}`)).documentElement;
+    const names = kids(kid(doc, 'Blobs') || doc, 'BlobPrefix').map((p) => text(p, 'Name'));
+    const sig = JSON.stringify(names);
+    if (folders.dataset.sig === sig) return;
+    folders.dataset.sig = sig;
+    const items = [];
+    if (prefix) items.push(el('li', {}, el('a', { href: folderHref(container, parts.slice(0, -1).map((p) => p + '/').join('')) }, '.. (parent folder)')));
+    for (const n of names) {
+      const label = n.slice(prefix.length);
+      items.push(el('li', {}, el('a', { href: folderHref(container, n), 'aria-label': `Folder ${label}`, class: 'kp-folder' }, label)));
     }
-    keyedRows(t.tbody, t.titles, rows, (r) => `${r.kind}:${r.name || ''}`, (r) => {
-      if (r.kind === 'up') {
-        return row(t.titles, el('a', { href: folderHref(container, parts.slice(0, -1).map((p) => p + '/').join('')) }, '.. (parent folder)'), 'folder', '', '');
-      }
-      if (r.kind === 'dir') {
-        const label = r.name.slice(prefix.length);
-        return row(t.titles, el('a', { href: folderHref(container, r.name), 'aria-label': `Folder ${label}` }, '📁 ' + label), 'folder', '', '');
-      }
+    folders.replaceChildren(...(items.length ? [el('li', { class: 'kp-folders-label', 'aria-hidden': 'true' }, 'Folders:'), ...items] : []));
+    folders.hidden = items.length === 0;
+  }
+
+  function currentQuery() {
+    const q = new URLSearchParams({ restype: 'container', comp: 'list', prefix, maxresults: '500' });
+    if (pager.token) q.set('marker', pager.token);
+    return q.toString();
+  }
+  async function load() {
+    await loadFolders();
+    const q = currentQuery();
+    const doc = (await xmlGet(`${storageURL(container)}?${q}`)).documentElement;
+    if (q !== currentQuery()) return; // paged meanwhile: a newer load follows
+    const blobs = kids(kid(doc, 'Blobs') || doc, 'Blob').map((b) => ({
+      name: text(b, 'Name'), size: text(b, 'Properties', 'Content-Length'), modified: text(b, 'Properties', 'Last-Modified'),
+    }));
+    keyedRows(t.tbody, t.titles, blobs, (r) => r.name, (r) => {
       const url = storageURL(container, r.name);
       return row(t.titles,
         el('span', { class: 'kp-id' }, r.name.slice(prefix.length)),
@@ -182,6 +200,9 @@ function renderContainer(root, params, query) {
             handle.refresh();
           }, { 'aria-label': `Delete blob ${r.name}` })));
     }, prefix ? 'This folder is empty.' : 'This container is empty.');
+    // The storage list's NextMarker plays the part of odata.nextLink.
+    const next = text(doc, 'NextMarker');
+    pager.update({ 'odata.nextLink': next ? `${location.origin}/?$skiptoken=${encodeURIComponent(next)}` : '' }, blobs.length);
   }
   const handle = live(load, 5000);
 }
