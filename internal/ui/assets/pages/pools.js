@@ -38,7 +38,7 @@ function createPoolForm(done) {
   const vmSize = el('input', { id: 'new-pool-vmsize', value: 'standard_d2s_v3', spellcheck: 'false' });
   const nodes = el('input', { id: 'new-pool-nodes', type: 'number', min: 0, step: 1, value: 1, inputmode: 'numeric' });
   const slots = el('input', { id: 'new-pool-slots', type: 'number', min: 1, step: 1, value: 1, inputmode: 'numeric' });
-  const start = el('input', { id: 'new-pool-start', spellcheck: 'false', placeholder: "/bin/sh -c 'echo ready'", size: 40 });
+  const start = el('input', { id: 'new-pool-start', spellcheck: 'false', placeholder: "/bin/sh -c 'echo ready'", size: 32 });
   const err = el('p', { class: 'error', role: 'alert', hidden: true });
   const submit = el('button', { type: 'submit' }, 'Create pool');
   const form = el('form', { class: 'toolbar', 'aria-label': 'Create a pool' },
