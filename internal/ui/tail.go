@@ -16,8 +16,10 @@ const tailChunk = 256 << 10
 
 // tail serves GET /ui/tail?job=J&task=T&file=stdout.txt as server-sent
 // events: "chunk" {"offset","text"} as the file grows, "end" {"offset",
-// "state"} once the task completed and the file is fully sent, "failure"
-// {"message"} when it cannot be read (unknown task, no session left). The
+// "state"} once the task completed and the file is fully sent, "reset"
+// {"offset": 0} when the file started again (the task was retried: what
+// was sent is replaced by the chunks that follow), "failure" {"message"}
+// when it cannot be read (unknown task, no session left). The
 // event id is the offset after the chunk: a reconnecting EventSource
 // resumes there (Last-Event-ID), as does ?offset=N.
 func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +97,17 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 			fr := h.call(ctx, s.account, s.key, http.MethodGet, filePath, nil, hdr)
 			if ctx.Err() != nil {
 				return
+			}
+			if fr.code == http.StatusRequestedRangeNotSatisfiable && offset+int64(len(pending)) > 0 {
+				// No new bytes, or a new file (a retry runs the task
+				// again): start over when the file is now shorter.
+				hr := h.call(ctx, s.account, s.key, http.MethodHead, filePath, nil, nil)
+				if size, err := strconv.ParseInt(hr.h.Get("Content-Length"), 10, 64); err == nil && hr.code == http.StatusOK &&
+					size < offset+int64(len(pending)) {
+					send("reset", "0", map[string]any{"offset": 0})
+					offset, pending = 0, nil
+					continue
+				}
 			}
 			if fr.code != http.StatusOK && fr.code != http.StatusPartialContent {
 				break // not there yet, no new bytes (416), or the node is unreachable

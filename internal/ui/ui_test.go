@@ -550,3 +550,64 @@ func TestSecureCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestTailRetry: a retried task's stdout starts again; the stream says so
+// (reset) and ends with the last attempt's output.
+func TestTailRetry(t *testing.T) {
+	e := start(t)
+	c := e.client()
+	e.signIn(c, e.acct, e.key)
+	if res, b := e.ui(c, "POST", "/pools", fmt.Sprintf(poolJSON, "retrypool", 1)); res.StatusCode != 201 {
+		t.Fatalf("pool: %d %s", res.StatusCode, b)
+	}
+	t.Cleanup(func() { e.direct(e.acct, e.key, "DELETE", "/pools/retrypool", "") })
+	e.ui(c, "POST", "/jobs", `{"id":"retryjob","poolInfo":{"poolId":"retrypool"}}`)
+	marker := "$AZ_BATCH_NODE_SHARED_DIR/retrytask-first-attempt-done"
+	cmd := fmt.Sprintf(`/bin/sh -c 'if [ -e %[1]s ]; then echo second; else echo "first attempt, a longer line"; sleep 2; touch %[1]s; exit 1; fi'`, marker)
+	task, _ := json.Marshal(map[string]any{"id": "retrytask", "commandLine": cmd, "constraints": map[string]any{"maxTaskRetryCount": 1}})
+	if res, b := e.ui(c, "POST", "/jobs/retryjob/tasks", string(task)); res.StatusCode != 201 {
+		t.Fatalf("task: %d %s", res.StatusCode, b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/ui/tail?job=retryjob&task=retrytask", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var events []string
+	text := ""
+	sc := bufio.NewScanner(resp.Body)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			event = v
+			events = append(events, v)
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var ev struct {
+			Offset int64  `json:"offset"`
+			Text   string `json:"text"`
+		}
+		json.Unmarshal([]byte(data), &ev)
+		switch event {
+		case "reset":
+			text = ""
+		case "chunk":
+			text = text[:ev.Offset] + ev.Text
+		}
+		if event == "end" || event == "failure" {
+			break
+		}
+	}
+	t.Logf("events: %v", events)
+	if text != "second\n" || events[len(events)-1] != "end" {
+		t.Fatalf("events %v, text %q: want the second attempt's output", events, text)
+	}
+}
