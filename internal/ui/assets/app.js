@@ -18,8 +18,10 @@ export function el(tag, attrs, ...children) {
     children.unshift(attrs);
     attrs = null;
   }
+  let value;
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
+    if (k === 'value' && !ns) { value = v; continue; } // set once the children (options) are in
     if (k === 'class' || k === 'className') {
       if (ns) e.setAttribute('class', v); else e.className = v;
     } else if (k === 'text') {
@@ -30,13 +32,14 @@ export function el(tag, attrs, ...children) {
       }
     } else if (k.startsWith('on') && typeof v === 'function') {
       e.addEventListener(k.slice(2).toLowerCase(), v);
-    } else if (!ns && ['value', 'checked', 'disabled', 'hidden', 'required', 'selected', 'readOnly', 'multiple'].includes(k)) {
+    } else if (!ns && ['checked', 'disabled', 'hidden', 'required', 'selected', 'readOnly', 'multiple'].includes(k)) {
       e[k] = v;
     } else {
       e.setAttribute(k, v === true ? '' : String(v));
     }
   }
   append(e, children);
+  if (value !== undefined) e.value = value;
   return e;
 }
 
