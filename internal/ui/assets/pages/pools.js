@@ -167,7 +167,10 @@ route('/pools/:id', (root, params) => {
     }
     if (selected !== nodeId) return;
     nodeInfo.setAttribute('data-state', node.state);
-    const [out, errText] = await Promise.all([nodeFile(np + '/files/startup/stdout.txt'), nodeFile(np + '/files/startup/stderr.txt')]);
+    const hasStart = !pool || !!pool.startTask || !!node.startTaskInfo;
+    const [out, errText] = hasStart
+      ? await Promise.all([nodeFile(np + '/files/startup/stdout.txt'), nodeFile(np + '/files/startup/stderr.txt')])
+      : ['(the pool has no start task)', '(the pool has no start task)'];
     if (selected !== nodeId) return;
     const sti = node.startTaskInfo || {};
     const heading = el('h3', { tabindex: '-1' }, 'Node ', el('span', { class: 'mono' }, node.id), ' ', stateBadge(node.state));
