@@ -137,7 +137,12 @@ route('/pools/:id', (root, params) => {
 
   root.append(
     el('h1', null, 'Pool ', el('span', { class: 'mono' }, id)),
-    el('p', null, el('a', { href: href('/pools') }, '← All pools')),
+    el('div', { class: 'toolbar' }, el('a', { href: href('/pools') }, '← All pools'),
+      confirmButton('Delete pool', async () => {
+        await api(path, { method: 'DELETE' });
+        toast('Deleting pool ' + id);
+        location.hash = href('/pools');
+      })),
     summary,
     el('section', { 'aria-labelledby': 'pool-nodes' },
       el('h2', { id: 'pool-nodes' }, 'Nodes'),
@@ -166,7 +171,7 @@ route('/pools/:id', (root, params) => {
       return;
     }
     if (selected !== nodeId) return;
-    nodeInfo.setAttribute('data-state', node.state);
+    nodeInfo.setAttribute('data-shown', node.state + '/' + node.schedulingState);
     const hasStart = !pool || !!pool.startTask || !!node.startTaskInfo;
     const [out, errText] = hasStart
       ? await Promise.all([nodeFile(np + '/files/startup/stdout.txt'), nodeFile(np + '/files/startup/stderr.txt')])
@@ -174,8 +179,18 @@ route('/pools/:id', (root, params) => {
     if (selected !== nodeId) return;
     const sti = node.startTaskInfo || {};
     const heading = el('h3', { tabindex: '-1' }, 'Node ', el('span', { class: 'mono' }, node.id), ' ', stateBadge(node.state));
+    const act = (label, fn, attrs) => button(label, async () => { await fn(); toast(label + ': ' + node.id); refresh.refresh(); }, { class: 'secondary', ...attrs });
+    const actions = el('div', { class: 'toolbar', role: 'group', 'aria-label': 'Node actions' },
+      act('Reboot node', () => api(np + '/reboot', { method: 'POST', body: { nodeRebootOption: 'requeue' } })),
+      node.schedulingState === 'disabled'
+        ? act('Enable scheduling', () => api(np + '/enablescheduling', { method: 'POST' }))
+        : act('Disable scheduling', () => api(np + '/disablescheduling', { method: 'POST', body: { nodeDisableSchedulingOption: 'requeue' } })),
+      confirmButton('Remove node from pool', () => api(path + '/removenodes', { method: 'POST', body: { nodeList: [node.id], nodeDeallocationOption: 'requeue' } }).then(() => {
+        toast('Removing ' + node.id); refresh.refresh();
+      })));
     clear(nodeInfo,
       heading,
+      actions,
       kv([
         ['State', stateBadge(node.state)],
         ['Scheduling', human(node.schedulingState)],
@@ -284,13 +299,27 @@ route('/pools/:id', (root, params) => {
       showNode(nodes[0].id, false);
     } else if (selected) {
       const n = nodes.find((x) => x.id === selected);
-      if (n && n.state !== nodeInfo.getAttribute('data-state')) {
-        nodeInfo.setAttribute('data-state', n.state);
+      if (n && n.state + '/' + n.schedulingState !== nodeInfo.getAttribute('data-shown')) {
+        nodeInfo.setAttribute('data-shown', n.state + '/' + n.schedulingState);
         showNode(selected, false);
       }
     }
   }, 3000);
 });
+
+// confirmButton(label, action): a danger button that asks once, in place
+// (no modal dialog): the first press shows "Confirm" and "Cancel".
+function confirmButton(label, action) {
+  const box = el('span', { class: 'confirm' });
+  const first = () => clear(box, el('button', { type: 'button', class: 'danger', onclick: ask }, label));
+  function ask() {
+    const yes = button('Confirm: ' + label.toLowerCase(), async () => { await action(); first(); }, { class: 'danger' });
+    clear(box, yes, ' ', el('button', { type: 'button', class: 'secondary', onclick: first }, 'Cancel'));
+    yes.focus();
+  }
+  first();
+  return box;
+}
 
 // autoScaleRun shows an AutoScaleRun: its results ($Variable=value per
 // line) or its error.
