@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -112,7 +113,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	if !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "Cross-site requests to the dashboard are refused.")
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// sameOrigin refuses a state-changing request that a browser sent from
+// another site (its Origin header names another host): with the X-Kiln-UI
+// header and the SameSite cookie, a guard against cross-site requests,
+// including a forged sign-in.
+func sameOrigin(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser, or a browser that sends none: the other guards hold
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+	return fwd != "" && strings.EqualFold(u.Host, strings.TrimSpace(fwd))
 }
 
 // Wrap returns a handler serving /ui and everything under it with h, and

@@ -611,3 +611,24 @@ func TestTailRetry(t *testing.T) {
 		t.Fatalf("events %v, text %q: want the second attempt's output", events, text)
 	}
 }
+
+// TestCrossSite: a sign-in or an API call posted from another site is
+// refused; the same site's are not.
+func TestCrossSite(t *testing.T) {
+	e := start(t)
+	c := e.client()
+	b, _ := json.Marshal(map[string]string{"account": e.acct, "key": e.key})
+	res, body := do(t, c, "POST", e.url+"/ui/session", map[string]string{"Content-Type": "application/json", "Origin": "https://evil.example"}, string(b))
+	if res.StatusCode != 403 || len(res.Cookies()) != 0 {
+		t.Fatalf("cross-site sign-in: %d %s", res.StatusCode, body)
+	}
+	u, _ := url.Parse(e.url)
+	res, body = do(t, c, "POST", e.url+"/ui/session", map[string]string{"Content-Type": "application/json", "Origin": "http://" + u.Host}, string(b))
+	if res.StatusCode != 200 {
+		t.Fatalf("same-site sign-in: %d %s", res.StatusCode, body)
+	}
+	hdr := map[string]string{"X-Kiln-UI": "1", "Content-Type": "application/json", "Origin": "https://evil.example"}
+	if res, body := do(t, c, "POST", e.url+"/ui/api/pools?"+apiVersion, hdr, fmt.Sprintf(poolJSON, "evilpool", 0)); res.StatusCode != 403 {
+		t.Fatalf("cross-site API call: %d %s", res.StatusCode, body)
+	}
+}
