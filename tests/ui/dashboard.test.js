@@ -413,6 +413,8 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     const pool = await apiOK('GET', `/pools/${POOL_ID}`);
     assert.equal(pool.targetDedicatedNodes, 3, 'the resize reached the API');
     // The pool's own details follow too (allocation state badge back to steady).
+    await poll('the API to answer allocationState steady', 120_000, async () =>
+      (await apiOK('GET', `/pools/${POOL_ID}`)).allocationState === 'steady');
     const root = page.locator('[data-page="pool"]');
     await poll('the pool page to show allocation state steady', WAIT, async () =>
       (await root.locator('[data-state="resizing"]').count()) === 0 &&
@@ -504,6 +506,38 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     const viaApi = await context.request.get(`${baseURL}/ui/api/jobs/${JOB_ID}/tasks/${LIVE_TASK_ID}/files/stdout.txt?api-version=${API_VERSION}`,
       { headers: { 'X-Kiln-UI': '1' } });
     assert.equal(text, await viaApi.text(), 'the download is the file the API serves');
+  }));
+
+  it('a user creates a job, adds a task and reads its output without leaving the dashboard', STEP, step('job-from-ui', async () => {
+    await show('overview');
+    await page.getByRole('link', { name: 'Jobs', exact: true }).first().click();
+    const jobs = page.locator('[data-page="jobs"]');
+    await jobs.waitFor({ state: 'visible', timeout: WAIT });
+    const create = jobs.getByRole('form', { name: /create a job/i });
+    await create.getByLabel('Job ID').fill('hello');
+    await create.getByLabel('Pool ID').fill(POOL_ID);
+    await create.getByRole('button', { name: 'Create job' }).click();
+    const job = page.locator('[data-page="job"]');
+    await job.getByText('hello', { exact: true }).first().waitFor({ state: 'visible', timeout: WAIT });
+
+    const add = job.getByRole('form', { name: /add a task/i });
+    const summary = job.locator('summary', { hasText: 'Add a task' }).first();
+    // The page opens "Add a task" by itself for a job without tasks once it
+    // has loaded the task counts (shown in the progress bar).
+    await job.getByRole('progressbar').first().waitFor({ state: 'attached', timeout: WAIT });
+    if (!(await summary.evaluate((s) => s.parentElement.open))) await summary.click();
+    await add.getByLabel('Task ID').waitFor({ state: 'visible', timeout: WAIT });
+    await add.getByLabel('Task ID').fill('hello-1');
+    await add.getByLabel('Command line').fill(`/bin/sh -c 'echo hello from $AZ_BATCH_NODE_ID'`);
+    await add.getByRole('button', { name: 'Add task' }).click();
+
+    const task = page.locator('[data-page="task"]');
+    await task.waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(page.url(), /#\/jobs\/hello\/tasks\/hello-1$/);
+    const stdout = task.locator('[data-testid="stdout"]');
+    await poll('the task\'s output on its page', WAIT, async () => /hello from tvmps_\S+/.test(await stdout.innerText()));
+    await poll('the task page shows completed', WAIT, async () => (await task.locator('[data-state="completed"]').count()) > 0);
+    await screenshot('06-task-from-ui');
   }));
 
   it('downloads a blob and uploads a file in the storage browser', STEP, step('storage', async () => {
