@@ -33,6 +33,9 @@ func (h *Handler) apiProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	req.ContentLength = r.ContentLength
 	sharedkey.SignRequest(req, s.account, s.key)
+	// The API's ETag and Last-Modified would let the browser answer a
+	// refresh from its cache (heuristic freshness): live pages must not.
+	w.Header().Set("Cache-Control", "no-store")
 	h.cfg.API.ServeHTTP(w, req)
 }
 
@@ -172,5 +175,6 @@ func (h *Handler) storageProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.ContentLength = r.ContentLength
+	w.Header().Set("Cache-Control", "no-store")
 	h.cfg.API.ServeHTTP(w, req)
 }

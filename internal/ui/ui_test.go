@@ -279,6 +279,10 @@ func TestAPIProxy(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(string(b), `"mypool"`) || strings.Contains(string(b), "theirpool") {
 		t.Fatalf("GET /ui/api/pools: %d %s", res.StatusCode, b)
 	}
+	if res, _ := e.ui(c, "GET", "/pools/mypool", ""); res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("ETag") == "" {
+		t.Fatalf("a proxied read: Cache-Control %q, ETag %q: want no-store (live pages must not read the browser's cache)",
+			res.Header.Get("Cache-Control"), res.Header.Get("ETag"))
+	}
 	res, b = e.ui(c, "GET", "/pools/theirpool", "")
 	if res.StatusCode != 404 || !strings.Contains(string(b), "PoolNotFound") {
 		t.Fatalf("another account's pool through the dashboard: %d %s, want 404 PoolNotFound", res.StatusCode, b)

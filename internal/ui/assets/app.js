@@ -195,7 +195,7 @@ export async function api(path, opts = {}) {
   } else if ((opts.method || 'GET') !== 'GET' && body === undefined) {
     body = '';
   }
-  const res = await fetch(uiPath(path), { method: opts.method || 'GET', headers, body, signal: opts.signal, credentials: 'same-origin' });
+  const res = await fetch(uiPath(path), { method: opts.method || 'GET', headers, body, signal: opts.signal, credentials: 'same-origin', cache: 'no-store' });
   if (res.status === 401 && !(res.headers.get('content-type') || '').includes('odata')) {
     const e = await errorOf(res);
     signedOut();
@@ -271,7 +271,7 @@ let account = null;
 export function currentAccount() { return account; }
 
 async function loadSession() {
-  const res = await fetch('/ui/session', { credentials: 'same-origin' });
+  const res = await fetch('/ui/session', { credentials: 'same-origin', cache: 'no-store' });
   if (!res.ok) { account = null; return null; }
   account = (await res.json()).account;
   return account;

@@ -66,7 +66,7 @@ route('/overview', (root) => {
   }, 5000);
 
   live(async () => {
-    const res = await fetch('/ui/history', { credentials: 'same-origin' });
+    const res = await fetch('/ui/history', { credentials: 'same-origin', cache: 'no-store' });
     if (!res.ok) throw new Error('history: ' + res.status);
     const h = await res.json();
     clear(chart, historyChart(h.samples || []));
