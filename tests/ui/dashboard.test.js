@@ -540,6 +540,86 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     await screenshot('06-task-from-ui');
   }));
 
+  // taskIds lists the task ids in the job page's task table, in order.
+  const taskIds = (root) => root.getByRole('table', { name: 'Tasks' }).locator('tbody tr:not(.empty) td:first-child')
+    .evaluateAll((tds) => tds.map((td) => td.innerText.trim()));
+  const stateBadgeOf = (root) => root.locator('.kp-stateline [data-state]').first().getAttribute('data-state');
+
+  it('the job page filters tasks by state, result and exit code; Disable and Enable', STEP, step('job-filter', async () => {
+    const ids = ['ok-1', 'ok-2', 'ok-3', 'bad-3', 'bad-4'];
+    await apiOK('POST', '/jobs', { id: 'sweep', poolInfo: { poolId: POOL_ID } });
+    await apiOK('POST', '/jobs/sweep/addtaskcollection', {
+      value: ids.map((id) => ({ id, commandLine: `/bin/sh -c 'exit ${id.startsWith('bad-') ? id.slice(4) : 0}'` })),
+    });
+    await poll('the 5 tasks completed', 120_000, async () =>
+      (await apiOK('GET', '/jobs/sweep/taskcounts')).taskCounts.completed === 5);
+    await page.goto(`${baseURL}/ui/#/jobs/sweep`);
+    const root = page.locator('[data-page="job"]');
+    const filter = root.getByRole('search', { name: 'Filter tasks' });
+    const same = (a, b) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+    await poll('all 5 tasks in the table', WAIT, async () => same(await taskIds(root), ids));
+
+    await filter.getByLabel('Exit code').fill('3');
+    await filter.getByRole('button', { name: 'Apply filter' }).click();
+    await poll('only bad-3 with exit code 3', WAIT, async () => same(await taskIds(root), ['bad-3']));
+    await filter.getByRole('button', { name: 'Clear filter' }).click();
+    await poll('all tasks again', WAIT, async () => same(await taskIds(root), ids));
+    await filter.getByLabel('Result').selectOption('failure');
+    await filter.getByRole('button', { name: 'Apply filter' }).click();
+    await poll('the failed tasks', WAIT, async () => same(await taskIds(root), ['bad-3', 'bad-4']));
+    await screenshot('05-job-filtered');
+    await filter.getByRole('button', { name: 'Clear filter' }).click();
+    await filter.getByLabel('Task state').selectOption('active');
+    await filter.getByRole('button', { name: 'Apply filter' }).click();
+    await poll('no active tasks', WAIT, async () => (await taskIds(root)).length === 0 &&
+      /no tasks match/i.test(await root.getByRole('table', { name: 'Tasks' }).innerText()));
+
+    await root.getByRole('button', { name: 'Disable', exact: true }).click();
+    await poll('the job disabled on the page', WAIT, async () => (await stateBadgeOf(root)) === 'disabled');
+    assert.equal((await apiOK('GET', '/jobs/sweep')).state, 'disabled');
+    await root.getByRole('button', { name: 'Enable', exact: true }).click();
+    await poll('the job active on the page', WAIT, async () => (await stateBadgeOf(root)) === 'active');
+    assert.equal((await apiOK('GET', '/jobs/sweep')).state, 'active');
+  }));
+
+  it('the job page pages through many tasks; Terminate and Delete', STEP, step('job-paging', async () => {
+    // A disabled job keeps its tasks queued, so 120 tasks cost nothing.
+    await apiOK('POST', '/jobs', { id: 'backlog', poolInfo: { poolId: POOL_ID } });
+    await apiOK('POST', '/jobs/backlog/disable', { disableTasks: 'requeue' });
+    const all = Array.from({ length: 120 }, (_, i) => `b-${String(i).padStart(3, '0')}`);
+    for (let i = 0; i < all.length; i += 100) {
+      await apiOK('POST', '/jobs/backlog/addtaskcollection', {
+        value: all.slice(i, i + 100).map((id) => ({ id, commandLine: '/bin/true' })),
+      });
+    }
+    await page.goto(`${baseURL}/ui/#/jobs/backlog`);
+    const root = page.locator('[data-page="job"]');
+    const pages = [];
+    pages.push(await poll('a first page of 50 tasks', WAIT, async () => { const t = await taskIds(root); return t.length === 50 ? t : false; }));
+    const next = root.getByRole('button', { name: 'Next page' });
+    await next.click();
+    pages.push(await poll('a second page of 50 other tasks', WAIT, async () => {
+      const t = await taskIds(root);
+      return t.length === 50 && !t.some((id) => pages[0].includes(id)) ? t : false;
+    }));
+    await next.click();
+    pages.push(await poll('a last page of 20 tasks', WAIT, async () => { const t = await taskIds(root); return t.length === 20 ? t : false; }));
+    assert.deepEqual(pages.flat().sort(), all, 'the three pages hold every task once');
+    await poll('Next page disabled on the last page', WAIT, async () => next.isDisabled());
+    await root.getByRole('button', { name: 'Previous page' }).click();
+    await poll('the second page again', WAIT, async () => JSON.stringify(await taskIds(root)) === JSON.stringify(pages[1]));
+
+    await root.getByRole('button', { name: 'Terminate', exact: true }).click();
+    await poll('the job completed on the page', WAIT, async () => (await stateBadgeOf(root)) === 'completed');
+    await root.getByRole('button', { name: 'Delete', exact: true }).click();
+    await root.getByRole('button', { name: 'Confirm delete' }).click();
+    await page.locator('[data-page="jobs"]').waitFor({ state: 'visible', timeout: WAIT });
+    await poll('the job gone from the API', 120_000, async () => {
+      const r = await api('GET', '/jobs/backlog');
+      return r.status === 404 || (r.json && r.json.state === 'deleting');
+    });
+  }));
+
   it('downloads a blob and uploads a file in the storage browser', STEP, step('storage', async () => {
     kiln('storage', 'container', 'create', CONTAINER);
     const src = path.join(tmpRoot, 'upload-src');
