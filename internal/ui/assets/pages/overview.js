@@ -69,7 +69,10 @@ route('/overview', (root) => {
     const res = await fetch('/ui/history', { credentials: 'same-origin', cache: 'no-store' });
     if (!res.ok) throw new Error('history: ' + res.status);
     const h = await res.json();
-    clear(chart, historyChart(h.samples || []));
+    // Drawn at the card's width in CSS pixels, so the labels keep their
+    // size on a phone and a wide screen alike.
+    const width = Math.max(280, Math.round(chart.clientWidth - 34));
+    clear(chart, historyChart(h.samples || [], width));
   }, 10000);
 });
 
@@ -96,8 +99,8 @@ const SERIES = [
 ];
 
 // historyChart draws samples as inline SVG lines over the last hour.
-function historyChart(samples) {
-  const W = 800, H = 240, L = 44, R = 12, T = 12, B = 28;
+function historyChart(samples, W = 800) {
+  const H = 240, L = 44, R = 12, T = 12, B = 28;
   const now = Date.now(), from = now - 3600 * 1000;
   const pts = samples.map((s) => ({ t: new Date(s.time).getTime(), s })).filter((p) => p.t >= from);
   let max = 1;
@@ -114,7 +117,7 @@ function historyChart(samples) {
     svg.append(el('line', { class: 'gridline', x1: L, x2: W - R, y1: yy, y2: yy }));
     svg.append(el('text', { class: 'label', x: L - 6, y: yy + 4, 'text-anchor': 'end' }, String(Math.round(v))));
   }
-  for (let m = 60; m >= 0; m -= 15) {
+  for (let m = 60; m >= 0; m -= (W < 500 ? 30 : 15)) {
     const xx = x(now - m * 60000);
     svg.append(el('text', { class: 'label', x: xx, y: H - 8, 'text-anchor': 'middle' }, m === 0 ? 'now' : '-' + m + ' min'));
   }
