@@ -421,6 +421,34 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
       (await root.locator('[data-state="steady"]').count()) > 0);
   }));
 
+  it('enables, evaluates and disables autoscale with the formula editor', STEP, step('autoscale', async () => {
+    const root = await show('pool');
+    const formula = root.getByLabel('Autoscale formula');
+    await formula.fill('$TargetDedicatedNodes = 3;\n$NodeDeallocationOption = taskcompletion;');
+    await root.getByLabel('Evaluation interval').fill('PT5M');
+    await root.getByRole('button', { name: 'Enable autoscale' }).click();
+    await poll('autoscale on in the API', WAIT, async () => (await apiOK('GET', `/pools/${POOL_ID}`)).enableAutoScale === true);
+    await poll('Resize disabled while autoscale is on', WAIT, async () => root.getByRole('button', { name: 'Resize', exact: true }).isDisabled());
+
+    // The editor evaluates a changed formula without applying it.
+    await formula.fill('$TargetDedicatedNodes = max(2, 1 + 2);\n$NodeDeallocationOption = taskcompletion;');
+    await root.getByRole('button', { name: 'Evaluate' }).click();
+    const result = root.locator('[data-testid="autoscale-result"]');
+    await poll('the evaluation result', WAIT, async () => /\$TargetDedicatedNodes\s*=\s*3\b/.test(await result.innerText()));
+    await screenshot('03-pool-autoscale');
+    await formula.fill('$TargetDedicatedNodes = ;');
+    await root.getByRole('button', { name: 'Evaluate' }).click();
+    await result.getByRole('alert').first().waitFor({ state: 'visible', timeout: WAIT });
+
+    await root.getByRole('button', { name: 'Disable autoscale' }).click();
+    await poll('autoscale off in the API', WAIT, async () => (await apiOK('GET', `/pools/${POOL_ID}`)).enableAutoScale === false);
+    await poll('Resize enabled again', WAIT, async () => root.getByRole('button', { name: 'Resize', exact: true }).isEnabled());
+    await poll('still 3 idle nodes', 120_000, async () => {
+      const states = await nodeStates();
+      return states.length === 3 && states.every((n) => n.state === 'idle');
+    });
+  }));
+
   it('submits a job through the API and watches its progress bar reach 100%', STEP, step('job-progress', async () => {
     await apiOK('POST', '/jobs', { id: JOB_ID, displayName: 'Thumbnails', poolInfo: { poolId: POOL_ID } });
     const res = await apiOK('POST', `/jobs/${JOB_ID}/addtaskcollection`, {
@@ -618,6 +646,35 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
       const r = await api('GET', '/jobs/backlog');
       return r.status === 404 || (r.json && r.json.state === 'deleting');
     });
+  }));
+
+  it('creates a pool with a start task from the pools page; a failed start task shows on its node; Delete pool', STEP, step('start-task', async () => {
+    const pools = await show('pools');
+    const form = pools.getByRole('form', { name: 'Create a pool' });
+    await form.getByLabel('Pool ID').fill('prep');
+    await form.getByLabel('Dedicated nodes').fill('1');
+    await form.getByLabel('Start task command line').fill(`/bin/sh -c 'echo prepared on $AZ_BATCH_NODE_ID; exit 1'`);
+    await form.getByRole('button', { name: 'Create pool' }).click();
+    await pools.getByRole('link', { name: 'prep', exact: true }).first().click();
+    const root = page.locator('[data-page="pool"]');
+    await root.getByText('prep', { exact: true }).first().waitFor({ timeout: WAIT });
+    const failed = root.locator('[data-node-id][data-state="starttaskfailed"]');
+    await failed.first().waitFor({ state: 'visible', timeout: 120_000 });
+    assert.match(await failed.first().innerText(), /start task failed/i, 'the state as text');
+    await failed.first().click();
+    const out = root.locator('[data-testid="starttask-stdout"]');
+    await poll('the start task output of the node', WAIT, async () => /prepared on tvmps_\S+/.test(await out.innerText()));
+    await screenshot('03-pool-starttaskfailed');
+
+    await root.getByRole('button', { name: 'Delete pool' }).click();
+    await root.getByRole('button', { name: /^confirm/i }).click();
+    await page.locator('[data-page="pools"]').waitFor({ state: 'visible', timeout: WAIT });
+    await poll('the pool gone from the API', 120_000, async () => {
+      const r = await api('GET', '/pools/prep');
+      return r.status === 404 || (r.json && r.json.state === 'deleting');
+    });
+    await poll('the pool gone from the list', 120_000, async () =>
+      (await page.locator('[data-page="pools"]').getByRole('link', { name: 'prep', exact: true }).count()) === 0);
   }));
 
   it('downloads a blob and uploads a file in the storage browser', STEP, step('storage', async () => {
