@@ -176,9 +176,9 @@ function release(name) {
 // waitCmd is a shell fragment that blocks until the test calls release(name).
 const waitCmd = (name) => `while [ ! -e ${releaseDir}/${name} ]; do sleep 0.2; done`;
 
-async function screenshot(name, p = page) {
+async function screenshot(name, p = page, { fullPage = true } = {}) {
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await p.screenshot({ path: file, fullPage: true });
+  await p.screenshot({ path: file, fullPage });
   return file;
 }
 
@@ -472,7 +472,8 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     const poolPage = await context.newPage();
     await show('pool', poolPage);
     await poll('running nodes in the heatmap', WAIT, async () => (await nodeStates(poolPage)).some((n) => n.state === 'running'));
-    const heatmapShot = await screenshot('03-pool-running', poolPage);
+    await screenshot('03-pool-running', poolPage);
+    const heatmapShot = await screenshot('readme-pool-heatmap', poolPage, { fullPage: false });
     await poolPage.close();
 
     release('job');
@@ -482,7 +483,8 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     assert.equal(await bar.getAttribute('aria-valuemax') ?? '100', '100');
     // Every task shows in the table, completed.
     for (const id of JOB_TASKS) await root.getByText(id, { exact: true }).first().waitFor({ timeout: WAIT });
-    const jobShot = await screenshot('05-job');
+    await screenshot('05-job');
+    const jobShot = await screenshot('readme-job-page', page, { fullPage: false });
 
     if (process.env.KILN_UI_UPDATE_DOCS) {
       fs.mkdirSync(DOCS_IMAGES, { recursive: true });
