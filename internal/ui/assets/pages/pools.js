@@ -220,10 +220,20 @@ route('/pools/:id', (root, params) => {
   }
 
   const refresh = live(async () => {
-    const [p, nodes] = await Promise.all([
-      api(path),
-      apiList(path + '/nodes?$select=id,state,schedulingState,isDedicated,runningTasksCount,startTaskInfo', { max: 5000 }),
-    ]);
+    let p, nodes;
+    try {
+      [p, nodes] = await Promise.all([
+        api(path),
+        apiList(path + '/nodes?$select=id,state,schedulingState,isDedicated,runningTasksCount,startTaskInfo', { max: 5000 }),
+      ]);
+    } catch (err) {
+      if (err.status !== 404 || err.code !== 'PoolNotFound') throw err;
+      clear(summary, el('p', { class: 'error', role: 'alert' }, 'There is no pool ' + id + ' (any more).'));
+      clear(heat);
+      clear(legend);
+      clear(nodeInfo);
+      return;
+    }
     pool = p;
     if (!resizeDirty) { // follow the pool's targets until the user edits them
       dedicated.value = p.targetDedicatedNodes ?? 0;
