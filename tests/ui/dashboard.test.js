@@ -62,6 +62,7 @@ const PAGES = {
 };
 
 const STEP = { timeout: 120_000 };
+const NO_TOASTS = '#toasts { display: none !important; }'; // for the README's pictures only
 const WAIT = 60_000; // generous deadline of each wait in the browser
 
 let tmpRoot;
@@ -176,9 +177,9 @@ function release(name) {
 // waitCmd is a shell fragment that blocks until the test calls release(name).
 const waitCmd = (name) => `while [ ! -e ${releaseDir}/${name} ]; do sleep 0.2; done`;
 
-async function screenshot(name, p = page, { fullPage = true } = {}) {
+async function screenshot(name, p = page, { fullPage = true, style } = {}) {
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await p.screenshot({ path: file, fullPage });
+  await p.screenshot({ path: file, fullPage, style });
   return file;
 }
 
@@ -473,7 +474,7 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     await show('pool', poolPage);
     await poll('running nodes in the heatmap', WAIT, async () => (await nodeStates(poolPage)).some((n) => n.state === 'running'));
     await screenshot('03-pool-running', poolPage);
-    const heatmapShot = await screenshot('readme-pool-heatmap', poolPage, { fullPage: false });
+    const heatmapShot = await screenshot('readme-pool-heatmap', poolPage, { fullPage: false, style: NO_TOASTS });
     await poolPage.close();
 
     release('job');
@@ -484,7 +485,7 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     // Every task shows in the table, completed.
     for (const id of JOB_TASKS) await root.getByText(id, { exact: true }).first().waitFor({ timeout: WAIT });
     await screenshot('05-job');
-    const jobShot = await screenshot('readme-job-page', page, { fullPage: false });
+    const jobShot = await screenshot('readme-job-page', page, { style: NO_TOASTS });
 
     if (process.env.KILN_UI_UPDATE_DOCS) {
       fs.mkdirSync(DOCS_IMAGES, { recursive: true });
