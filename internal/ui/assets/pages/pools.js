@@ -28,7 +28,7 @@ route('/pools', (root) => {
       { title: 'Low-priority (current / target)', render: (p) => `${p.currentLowPriorityNodes ?? 0} / ${p.targetLowPriorityNodes ?? 0}` },
       { title: 'Autoscale', render: (p) => (p.enableAutoScale ? 'on' : 'off') },
       { title: 'Nodes by state', render: (p) => Object.entries(perPool[p.id] || {}).map(([s, n]) => [stateBadge(s, human(s) + ' ' + n), ' ']) },
-    ], pools, { empty: 'No pools yet. Create one with the CLI or an Azure Batch SDK.' }));
+    ], pools, { empty: 'No pools yet: create one below (or with the CLI or an Azure Batch SDK).' }));
   }, 3000);
 });
 
@@ -134,6 +134,7 @@ route('/pools/:id', (root, params) => {
     refresh.refresh();
   }, { class: 'secondary' });
   const autoState = el('div');
+  const poolBody = el('div', { class: 'page' }); // hidden when the pool does not exist
 
   root.append(
     el('h1', null, 'Pool ', el('span', { class: 'mono' }, id)),
@@ -144,6 +145,8 @@ route('/pools/:id', (root, params) => {
         location.hash = href('/pools');
       })),
     summary,
+    poolBody);
+  poolBody.append(
     el('section', { 'aria-labelledby': 'pool-nodes' },
       el('h2', { id: 'pool-nodes' }, 'Nodes'),
       legend,
@@ -229,11 +232,10 @@ route('/pools/:id', (root, params) => {
     } catch (err) {
       if (err.status !== 404 || err.code !== 'PoolNotFound') throw err;
       clear(summary, el('p', { class: 'error', role: 'alert' }, 'There is no pool ' + id + ' (any more).'));
-      clear(heat);
-      clear(legend);
-      clear(nodeInfo);
+      poolBody.hidden = true;
       return;
     }
+    poolBody.hidden = false;
     pool = p;
     if (!resizeDirty) { // follow the pool's targets until the user edits them
       dedicated.value = p.targetDedicatedNodes ?? 0;
