@@ -130,7 +130,7 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 			}
 			if cut > 0 {
 				send("chunk", strconv.FormatInt(offset+int64(cut), 10),
-					map[string]any{"offset": offset, "text": strings.ToValidUTF8(string(b[:cut]), "\uFFFD")})
+					map[string]any{"offset": offset, "text": validText(b[:cut])})
 				lastBeat = time.Now()
 			}
 			offset += int64(cut)
@@ -142,7 +142,7 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 		if completed && read == 0 {
 			if len(pending) > 0 {
 				send("chunk", strconv.FormatInt(offset+int64(len(pending)), 10),
-					map[string]any{"offset": offset, "text": strings.ToValidUTF8(string(pending), "\uFFFD")})
+					map[string]any{"offset": offset, "text": validText(pending)})
 				offset += int64(len(pending))
 			}
 			send("end", strconv.FormatInt(offset, 10), map[string]any{"offset": offset, "state": t.State})
@@ -163,6 +163,28 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(h.cfg.TailInterval):
 		}
 	}
+}
+
+// validText is b as text, each byte that is not part of valid UTF-8 sent as
+// '?': the text's UTF-8 length stays the number of file bytes it covers, so
+// offsets computed by the browser stay right.
+func validText(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n <= 1 {
+			sb.WriteByte('?')
+			b = b[1:]
+			continue
+		}
+		sb.Write(b[:n])
+		b = b[n:]
+	}
+	return sb.String()
 }
 
 // escapeFilePath escapes each segment of a file path.
