@@ -12,8 +12,8 @@ import (
 )
 
 // Sample is one point of /ui/history: the account's running tasks and its
-// nodes by state (Azure's node state names, dedicated and low-priority
-// together).
+// nodes by state (Azure's node state values, as in a node's state:
+// "idle", "starttaskfailed"...; dedicated and low-priority together).
 type Sample struct {
 	Time         time.Time      `json:"time"`
 	RunningTasks int            `json:"runningTasks"`
@@ -175,7 +175,7 @@ func (h *Handler) sampleAccount(ctx context.Context, account string, key []byte)
 				if !ok || state == "total" || n == 0 {
 					continue
 				}
-				s.Nodes[state] += int(n)
+				s.Nodes[strings.ToLower(state)] += int(n) // the node state: startTaskFailed counts starttaskfailed nodes
 			}
 		}
 	}

@@ -89,8 +89,17 @@ export function field(label, input, hint) {
 // ---------- formatting ----------
 
 // human('startTaskFailed') -> 'start task failed'.
+// Azure's wire values run words together in lower case (node states).
+const WORDS = {
+  starttaskfailed: 'start task failed', waitingforstarttask: 'waiting for start task', leavingpool: 'leaving pool',
+  upgradingos: 'upgrading OS', taskcompletion: 'task completion', retaineddata: 'retained data', usererror: 'user error',
+  servererror: 'server error', requeue: 'requeue', terminate: 'terminate',
+};
+
 export function human(s) {
   if (s === undefined || s === null || s === '') return '';
+  const w = WORDS[String(s).toLowerCase()];
+  if (w) return w;
   return String(s).replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/_/g, ' ').toLowerCase();
 }
 

@@ -30,7 +30,8 @@ route('/overview', (root) => {
     for (const pc of counts) {
       perPool[pc.poolId] = {};
       for (const part of [pc.dedicated, pc.lowPriority]) {
-        for (const [k, v] of Object.entries(part || {})) {
+        for (const [key, v] of Object.entries(part || {})) {
+          const k = key.toLowerCase(); // node count names are the node states in camel case
           if (k === 'total' || !v) continue;
           nodes[k] = (nodes[k] || 0) + v;
           perPool[pc.poolId][k] = (perPool[pc.poolId][k] || 0) + v;
@@ -95,7 +96,7 @@ const SERIES = [
   { key: 'nodes', label: 'Nodes', color: '#1b1f24', get: (s) => Object.values(s.nodes || {}).reduce((a, b) => a + b, 0), dash: '6 4' },
   { key: 'idle', label: 'Idle nodes', color: '#1a7f37', get: (s) => (s.nodes || {}).idle || 0, dash: '' },
   { key: 'running', label: 'Running nodes', color: '#8250df', get: (s) => (s.nodes || {}).running || 0, dash: '2 3' },
-  { key: 'problem', label: 'Unusable or failed nodes', color: '#b42318', get: (s) => ((s.nodes || {}).unusable || 0) + ((s.nodes || {}).startTaskFailed || 0) + ((s.nodes || {}).offline || 0) + ((s.nodes || {}).preempted || 0), dash: '' },
+  { key: 'problem', label: 'Unusable or failed nodes', color: '#b42318', get: (s) => ['unusable', 'starttaskfailed', 'offline', 'preempted'].reduce((a, k) => a + ((s.nodes || {})[k] || 0), 0), dash: '' },
 ];
 
 // historyChart draws samples as inline SVG lines over the last hour.

@@ -17,7 +17,10 @@ route('/pools', (root) => {
     for (const pc of counts) {
       const m = (perPool[pc.poolId] = {});
       for (const part of [pc.dedicated, pc.lowPriority]) {
-        for (const [k, v] of Object.entries(part || {})) if (k !== 'total' && v) m[k] = (m[k] || 0) + v;
+        for (const [key, v] of Object.entries(part || {})) {
+          const k = key.toLowerCase(); // node count names are the node states in camel case
+          if (k !== 'total' && v) m[k] = (m[k] || 0) + v;
+        }
       }
     }
     clear(list, table([
@@ -67,8 +70,9 @@ function createPoolForm(done) {
 }
 
 // Node states in the legend, in a useful order; others are added as seen.
-const NODE_STATES = ['idle', 'running', 'starting', 'waitingForStartTask', 'creating', 'rebooting', 'reimaging',
-  'leavingPool', 'startTaskFailed', 'unusable', 'preempted', 'offline', 'unknown', 'deallocated', 'deallocating', 'upgradingOS'];
+// Azure's node state values (lower case on the wire).
+const NODE_STATES = ['idle', 'running', 'starting', 'waitingforstarttask', 'creating', 'rebooting', 'reimaging',
+  'leavingpool', 'starttaskfailed', 'unusable', 'preempted', 'offline', 'unknown', 'deallocated', 'deallocating', 'upgradingos'];
 
 route('/pools/:id', (root, params) => {
   const id = params.id;
@@ -271,7 +275,7 @@ route('/pools/:id', (root, params) => {
     // Legend with counts, then the heatmap.
     const counts = {};
     for (const n of nodes) counts[n.state] = (counts[n.state] || 0) + 1;
-    const states = [...NODE_STATES.filter((s) => ['idle', 'running', 'starting', 'startTaskFailed', 'unusable', 'preempted', 'offline'].includes(s) || counts[s]),
+    const states = [...NODE_STATES.filter((s) => ['idle', 'running', 'starting', 'starttaskfailed', 'unusable', 'preempted', 'offline'].includes(s) || counts[s]),
       ...Object.keys(counts).filter((s) => !NODE_STATES.includes(s))];
     clear(legend, states.map((s) => el('li', null, stateBadge(s, human(s) + ': ' + (counts[s] || 0)))));
     // Tiles are updated in place (keyed by node id): focus and a pending
