@@ -816,6 +816,35 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     }
   }));
 
+  it('every control of every page has an accessible name and every state badge has text', STEP, step('names', async () => {
+    const problems = [];
+    for (const key of Object.keys(PAGES)) {
+      await show(key);
+      const found = await page.evaluate(() => {
+        const out = [];
+        // checkVisibility: not hidden, not in a closed <details>, not display: none.
+        const visible = (e) => e.checkVisibility({ contentVisibilityAuto: true, visibilityProperty: true, opacityProperty: false });
+        const named = (e) => {
+          if ((e.getAttribute('aria-label') || '').trim() || e.getAttribute('aria-labelledby') || (e.getAttribute('title') || '').trim()) return true;
+          if (['input', 'select', 'textarea'].includes(e.tagName.toLowerCase())) {
+            if (e.type === 'submit' || e.type === 'button') return !!(e.value || '').trim();
+            return e.labels && [...e.labels].some((l) => l.textContent.trim());
+          }
+          return !!(e.innerText || '').trim();
+        };
+        for (const e of document.querySelectorAll('a[href], button, input:not([type="hidden"]), select, textarea, [role="button"], [role="link"], [tabindex]:not([tabindex="-1"])')) {
+          if (visible(e) && !named(e)) out.push(`${e.tagName.toLowerCase()} ${e.outerHTML.slice(0, 120)}`);
+        }
+        for (const b of document.querySelectorAll('[data-state]')) {
+          if (visible(b) && !(b.innerText || '').trim() && !(b.getAttribute('aria-label') || '').trim()) out.push(`state without text: ${b.outerHTML.slice(0, 120)}`);
+        }
+        return out;
+      });
+      for (const f of found) problems.push(`${key}: ${f}`);
+    }
+    assert.deepEqual(problems, [], 'controls without an accessible name');
+  }));
+
   it('signs out', STEP, step('sign-out', async () => {
     await show('overview');
     await page.getByRole('button', { name: /sign out/i }).click();
