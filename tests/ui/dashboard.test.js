@@ -56,6 +56,7 @@ const PAGES = {
   job: { hash: `#/jobs/${JOB_ID}`, page: 'job', text: JOB_TASKS[0] },
   task: { hash: `#/jobs/${JOB_ID}/tasks/${LIVE_TASK_ID}`, page: 'task', text: LIVE_TASK_ID },
   schedules: { hash: '#/schedules', page: 'schedules', text: SCHEDULE_ID },
+  schedule: { hash: `#/schedules/${SCHEDULE_ID}`, page: 'schedule', text: SCHEDULE_ID },
   applications: { hash: '#/applications', page: 'applications', text: APP_ID },
   storage: { hash: '#/storage', page: 'storage', text: CONTAINER },
   container: { hash: `#/storage/${CONTAINER}`, page: 'container', text: 'summary.txt' },
@@ -718,8 +719,18 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
       schedule: { doNotRunUntil: tomorrow, recurrenceInterval: 'P1D' },
       jobSpecification: { poolInfo: { poolId: POOL_ID } },
     });
-    await show('schedules');
+    const list = await show('schedules');
     await screenshot('07-schedules');
+    await list.getByRole('link', { name: SCHEDULE_ID, exact: true }).click();
+    const sched = page.locator('[data-page="schedule"]');
+    await sched.waitFor({ state: 'visible', timeout: WAIT });
+    await poll('the schedule active on its page', WAIT, async () => (await stateBadgeOf(sched)) === 'active');
+    await sched.getByRole('button', { name: 'Disable', exact: true }).click();
+    await poll('the schedule disabled on its page', WAIT, async () => (await stateBadgeOf(sched)) === 'disabled');
+    assert.equal((await apiOK('GET', `/jobschedules/${SCHEDULE_ID}`)).state, 'disabled');
+    await sched.getByRole('button', { name: 'Enable', exact: true }).click();
+    await poll('the schedule active again', WAIT, async () => (await stateBadgeOf(sched)) === 'active');
+    await screenshot('07-schedule');
 
     const zip = path.join(tmpRoot, 'tools.zip');
     execFileSync('zip', ['-q', '-j', zip, '/bin/true'], { cwd: tmpRoot });
@@ -808,7 +819,7 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
   }));
 
   it('saves a screenshot of every page at 1280x800', STEP, step('screenshots', async () => {
-    const order = ['overview', 'pools', 'pool', 'jobs', 'job', 'task', 'schedules', 'applications', 'storage', 'container'];
+    const order = ['overview', 'pools', 'pool', 'jobs', 'job', 'task', 'schedules', 'schedule', 'applications', 'storage', 'container'];
     for (const [i, key] of order.entries()) {
       await show(key);
       if (key === 'pool') await poll('3 nodes shown', WAIT, async () => (await heatmapNodes().count()) === 3);
