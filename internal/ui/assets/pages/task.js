@@ -11,7 +11,8 @@ const utf8 = new TextEncoder();
 // tail streams a task file into pre through /ui/tail: "chunk" events
 // {offset, text} (offset in bytes), "end" once the task completed and the
 // file was fully sent, "failure" {message}. A reconnecting EventSource
-// resumes at Last-Event-ID; chunks before what is shown are dropped.
+// resumes at Last-Event-ID; chunks before what is shown are dropped;
+// "reset" starts over (a retried task's new output file).
 // Returns a function that stops the stream.
 function tail(jobId, taskId, file, pre, statusEl) {
   let next = 0; // byte offset after the text shown
@@ -30,6 +31,12 @@ function tail(jobId, taskId, file, pre, statusEl) {
     next = off + utf8.encode(text).length;
     if (atBottom) pre.scrollTop = pre.scrollHeight;
     statusEl.textContent = 'live';
+  });
+  // A retried task writes a new file: the server says "reset" and streams
+  // the new attempt's output from offset 0.
+  es.addEventListener('reset', () => {
+    pre.textContent = '';
+    next = 0;
   });
   es.addEventListener('end', () => {
     ended = true;
