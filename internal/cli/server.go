@@ -29,6 +29,8 @@ func newServerCommand() *cobra.Command {
 		orphanTimeout             time.Duration
 		autoScaleMin, sampleEvery time.Duration
 		spot                      spotFlags
+		metricsOn                 bool
+		metricsToken              string
 		slurmF                    slurmFlags
 	)
 	cmd := &cobra.Command{
@@ -69,6 +71,8 @@ printed and written to credentials.json, where clients find it to pin it).`,
 				TLSCert:            tlsCert,
 				TLSKey:             tlsKey,
 				PeerURLs:           splitList(peerURLs),
+				MetricsOff:         !metricsOn,
+				MetricsToken:       metricsToken,
 				Logger:             logger,
 
 				AutoScaleMinInterval:  autoScaleMin,
@@ -117,6 +121,7 @@ printed and written to credentials.json, where clients find it to pin it).`,
 			}
 			fmt.Fprintf(out, "  data dir:     %s\n", cfg.DataDir)
 			fmt.Fprintf(out, "  storage:      %s/storage/%s (bucket %s)\n", srv.URL(), srv.Creds.AccountName, srv.StorageBucket())
+			fmt.Fprintf(out, "  dashboard:    %s/ui/ (sign in with the account name and key; docs/dashboard.md)\n", srv.URL())
 			fmt.Fprintf(out, "Credentials written to %s; other kiln commands find them there.\n", cfg.DataDir+"/"+server.CredentialsFile)
 			<-ctx.Done()
 			logger.Info("shutting down")
@@ -142,6 +147,8 @@ printed and written to credentials.json, where clients find it to pin it).`,
 	f.StringVar(&storageURL, "storage", os.Getenv("KILN_STORAGE"), "bucket of Kiln storage: file:///dir, s3://bucket?endpoint=...&use_path_style=true (any S3-compatible server) or azblob://container (default file://<data-dir>/storage; env KILN_STORAGE)")
 	f.DurationVar(&autoScaleMin, "autoscale-min-interval", 0, "shortest autoScaleEvaluationInterval accepted, for development and tests (default 5m, Azure's minimum)")
 	f.DurationVar(&sampleEvery, "metrics-sample-interval", 0, "how often pools are sampled for autoscale formulas, for development and tests (default 30s, as Azure)")
+	f.BoolVar(&metricsOn, "metrics", envOr("KILN_METRICS", "true") != "false", "serve Prometheus metrics at GET /metrics on the server's address, see docs/metrics.md (env KILN_METRICS)")
+	f.StringVar(&metricsToken, "metrics-token", os.Getenv("KILN_METRICS_TOKEN"), "bearer token /metrics requires (Authorization: Bearer <token>); default none: /metrics is open, like most Prometheus targets (env KILN_METRICS_TOKEN)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this separate address HOST:PORT (default off)")
 	spot.register(f)
 	slurmF.register(f)

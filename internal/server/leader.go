@@ -204,6 +204,9 @@ func (h *ha) run() {
 func (h *ha) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	role := h.Role()
 	w.Header().Set("X-Kiln-Role", role)
+	if h.serveMetrics(w, r) { // this process's own, never forwarded (metrics.go)
+		return
+	}
 	switch {
 	case r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kilnbatch/kiln/internal/api"
 	"github.com/kilnbatch/kiln/internal/applications"
+	"github.com/kilnbatch/kiln/internal/metrics"
 	"github.com/kilnbatch/kiln/internal/provider"
 	"github.com/kilnbatch/kiln/internal/provider/local"
 	"github.com/kilnbatch/kiln/internal/provider/sim"
@@ -27,6 +28,7 @@ import (
 	"github.com/kilnbatch/kiln/internal/storage"
 	"github.com/kilnbatch/kiln/internal/store"
 	"github.com/kilnbatch/kiln/internal/tlspin"
+	"github.com/kilnbatch/kiln/internal/ui"
 )
 
 // AddrDefault is where `kiln server` listens without --addr.
@@ -84,6 +86,11 @@ type Config struct {
 	// store (high availability, leader.go): agents this server starts get
 	// its URL and theirs, and fail over between them.
 	PeerURLs []string
+	// MetricsOff turns off GET /metrics (Prometheus, metrics.go);
+	// MetricsToken, when set, is the bearer token a scrape must present.
+	MetricsOff   bool
+	MetricsToken string
+	metrics      *metrics.Metrics // built by Start unless MetricsOff
 }
 
 // Credentials are what a client needs; the server writes them to
@@ -162,6 +169,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	tlsSet := tlsSetup{cfg: tlsCfg, fingerprint: fingerprint, selfSigned: selfSigned}
+	// Prometheus metrics, one registry for the process (metrics.go).
+	cfg.metrics = newMetrics(cfg)
 	if el, ok := st.(store.Elector); ok { // a shared store: leader or follower (leader.go)
 		return startHA(ctx, cfg, ln, tlsSet, baseURL, st, el)
 	}
@@ -231,9 +240,14 @@ func startLeader(ctx context.Context, cfg Config, ln net.Listener, tlsSet tlsSet
 		return nil, err
 	}
 	handler := api.New(api.Config{Ops: serverOps{Service: svc, srv: s}, AgentHandler: svc.AgentHandler(), StorageHandler: blobs.AccountsHandler(svc.AccountKeys),
-		Applications: apps, Logger: cfg.Logger})
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsCfg}
+		Applications: apps, Logger: cfg.Logger, Metrics: cfg.metrics})
+	// The state gauges read svc; svc reports to the histograms (metrics.go).
+	cfg.metrics.Attach(svc)
+	dash := ui.New(ui.Config{API: handler, Keys: svc.AccountKeys, Accounts: accountNames(svc), Secure: tlsCfg != nil, Logger: cfg.Logger}) // the dashboard at /ui
+	s.http = &http.Server{Handler: dash.Wrap(handler), ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsCfg}
+	s.http.RegisterOnShutdown(dash.Close) // ends live task streams (/ui/tail)
 	s.close = func() error {
+		dash.Close()
 		err := st.Close()
 		if cerr := blobs.Close(); err == nil {
 			err = cerr
@@ -390,4 +404,17 @@ func (o serverOps) RegenerateAccountKey(ctx context.Context, name, keyName strin
 		}
 	}
 	return a, persisted, nil
+}
+
+// accountNames lists the service's accounts (the dashboard's history
+// sampler).
+func accountNames(svc *service.Service) func() []string {
+	return func() []string {
+		accts := svc.Accounts()
+		out := make([]string, len(accts))
+		for i, a := range accts {
+			out[i] = a.Name
+		}
+		return out
+	}
 }
