@@ -10,10 +10,10 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { BatchServiceClient, BatchSharedKeyCredentials } = require('@azure/batch');
+const { freePort, sleep, poll, kilnBin } = require('../lib/harness.js');
 
 const ACCOUNT = 'kilnjs';
 const KEY = Buffer.from('kiln-js-client-test-key-0123456789abcdef-0123456789abcdef').toString('base64');
@@ -32,49 +32,8 @@ let dataDir;
 let server;
 let serverExit;
 let serverLog;
+let bin; // the kiln binary under test
 let client;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// poll calls fn until it returns a truthy value or timeoutMs passes; the
-// last value (or error) is reported on timeout.
-async function poll(what, timeoutMs, fn, intervalMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? last.stack : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${detail}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-function kiln_bin() {
-  if (process.env.KILN_BIN) return process.env.KILN_BIN;
-  const bin = path.join(tmpRoot, 'kiln');
-  const repoRoot = path.resolve(__dirname, '..', '..');
-  execFileSync('go', ['build', '-o', bin, './cmd/kiln'], { cwd: repoRoot, stdio: 'inherit' });
-  return bin;
-}
 
 function killAgents() {
   if (!dataDir) return;
@@ -143,7 +102,7 @@ describe('kiln through @azure/batch 10.2.0', { timeout: 600_000 }, () => {
     tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-js-'));
     dataDir = path.join(tmpRoot, 'data');
     fs.mkdirSync(dataDir);
-    const bin = kiln_bin();
+    bin = kilnBin(tmpRoot);
     const port = await freePort();
     const addr = `127.0.0.1:${port}`;
     serverLog = path.join(tmpRoot, 'server.log');
@@ -328,7 +287,7 @@ describe('kiln through @azure/batch 10.2.0', { timeout: 600_000 }, () => {
   });
 
   // kiln runs the CLI against the test server (storage and applications).
-  const kiln = (...args) => execFileSync(kiln_bin(), args, {
+  const kiln = (...args) => execFileSync(bin, args, {
     env: { ...process.env, KILN_DATA_DIR: dataDir, KILN_URL: '', KILN_ACCOUNT_NAME: '', KILN_ACCOUNT_KEY: '' },
     encoding: 'utf8',
   });

@@ -21,10 +21,10 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
+const { REPO_ROOT, freePort, sleep, poll, kilnBin: buildKiln } = require('../lib/harness.js');
 
 const ACCOUNT = 'kilnui';
 const KEY = Buffer.from('kiln-ui-browser-test-key-0123456789abcdef-0123456789abcdef').toString('base64');
@@ -32,7 +32,6 @@ const API_VERSION = '2024-07-01.20.0';
 const CHROMIUM = process.env.KILN_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const ARTIFACTS = path.resolve(process.env.KILN_UI_ARTIFACTS || path.join(__dirname, 'artifacts'));
 const DOCS_IMAGES = path.join(REPO_ROOT, 'docs', 'images');
 
@@ -80,47 +79,6 @@ let page;
 const pageErrors = [];
 let signedIn = false; // the later tests need the session of the first
 let consoleLog;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// poll calls fn until it returns a truthy value or timeoutMs passes; the last
-// value (or error) is reported on timeout.
-async function poll(what, timeoutMs, fn, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? last.stack : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${detail}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-function kilnBin() {
-  if (process.env.KILN_BIN) return process.env.KILN_BIN;
-  const out = path.join(tmpRoot, 'kiln');
-  execFileSync('go', ['build', '-o', out, './cmd/kiln'], { cwd: REPO_ROOT, stdio: 'inherit' });
-  return out;
-}
 
 // kiln runs the CLI against the test server.
 function kiln(...args) {
@@ -293,7 +251,7 @@ describe('Kiln dashboard in headless Chromium', { timeout: 900_000 }, () => {
     // directory must be reachable by anyone.
     releaseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-ui-release-'));
     fs.chmodSync(releaseDir, 0o755);
-    bin = kilnBin();
+    bin = buildKiln(tmpRoot);
 
     const port = await freePort();
     const addr = `127.0.0.1:${port}`;
