@@ -322,42 +322,16 @@ func TestHighAvailabilityHTTPS(t *testing.T) {
 	})
 	b.Client = batchClient(t, b.URL, testKey, hcB)
 
-	markers := taskTempDir(t) // writable by the users tasks run as
 	b.CreatePool(t, "hapool", 2, 4, nil)
-	b.CreateJob(t, "hajob", "hapool", func(c *azbatch.CreateJobContent) {
-		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
-	})
 	const n = 100
-	var tasks []azbatch.CreateTaskContent
-	for i := range n {
-		tasks = append(tasks, azbatch.CreateTaskContent{
-			ID:          to(fmt.Sprintf("t%03d", i)),
-			CommandLine: to(`/bin/sh -c 'sleep 0.2; mktemp "$MARKERS/$AZ_BATCH_TASK_ID.XXXXXX" >/dev/null'`),
-		})
-	}
-	b.AddTasks(t, "hajob", tasks)
-	eventually(t, 2*time.Minute, "a fifth of the tasks", func() error {
-		if m, _ := os.ReadDir(markers); len(m) < n/5 {
-			return fmt.Errorf("%d ended", len(m))
-		}
-		return nil
-	})
+	markers := markerJob(t, b, "hajob", "hapool", n, "0.2")
+	waitMarkers(t, markers, n/5, 2*time.Minute)
 	a.Kill()
 	counts := b.WaitJobTasks(t, "hajob", 3*time.Minute)
 	if c := counts.TaskCounts; int(*c.Succeeded) != n || *c.Failed != 0 {
 		t.Fatalf("after the hand-over: succeeded %d failed %d, want %d", *c.Succeeded, *c.Failed, n)
 	}
-	entries, _ := os.ReadDir(markers)
-	runs := map[string]int{}
-	for _, e := range entries {
-		id, _, _ := strings.Cut(e.Name(), ".")
-		runs[id]++
-	}
-	for i := range n {
-		if id := fmt.Sprintf("t%03d", i); runs[id] != 1 {
-			t.Errorf("task %s ran %d times, want once", id, runs[id])
-		}
-	}
+	checkRanOnce(t, markers, n)
 }
 
 // readFingerprint is the server fingerprint in dataDir's credentials.json.
@@ -392,25 +366,9 @@ func TestHighAvailabilityRemoteAgents(t *testing.T) {
 	}
 	b.WaitNodes(t, "rpool", 2, azbatch.NodeStateIdle)
 
-	markers := taskTempDir(t)
-	b.CreateJob(t, "rjob", "rpool", func(c *azbatch.CreateJobContent) {
-		c.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to("MARKERS"), Value: to(markers)}}
-	})
 	const n = 200
-	var tasks []azbatch.CreateTaskContent
-	for i := range n {
-		tasks = append(tasks, azbatch.CreateTaskContent{
-			ID:          to(fmt.Sprintf("t%03d", i)),
-			CommandLine: to(`/bin/sh -c 'sleep 0.1; mktemp "$MARKERS/$AZ_BATCH_TASK_ID.XXXXXX" >/dev/null'`),
-		})
-	}
-	b.AddTasks(t, "rjob", tasks)
-	eventually(t, 2*time.Minute, "a quarter of the tasks", func() error {
-		if m, _ := os.ReadDir(markers); len(m) < n/4 {
-			return fmt.Errorf("%d ended", len(m))
-		}
-		return nil
-	})
+	markers := markerJob(t, b, "rjob", "rpool", n, "0.1")
+	waitMarkers(t, markers, n/4, 2*time.Minute)
 	a.Kill()
 	killed := time.Now()
 	eventually(t, 60*time.Second, "the follower to take over", func() error {
@@ -424,17 +382,7 @@ func TestHighAvailabilityRemoteAgents(t *testing.T) {
 	if c := counts.TaskCounts; int(*c.Succeeded) != n || *c.Failed != 0 {
 		t.Fatalf("after the hand-over: succeeded %d failed %d, want %d", *c.Succeeded, *c.Failed, n)
 	}
-	entries, _ := os.ReadDir(markers)
-	runs := map[string]int{}
-	for _, e := range entries {
-		id, _, _ := strings.Cut(e.Name(), ".")
-		runs[id]++
-	}
-	for i := range n {
-		if id := fmt.Sprintf("t%03d", i); runs[id] != 1 {
-			t.Errorf("task %s ran %d times, want once", id, runs[id])
-		}
-	}
+	checkRanOnce(t, markers, n)
 	for _, task := range b.ListTasks(t, "rjob", nil) {
 		if *task.ExecutionInfo.RetryCount != 0 || *task.ExecutionInfo.RequeueCount != 0 {
 			t.Errorf("task %s: retries %d, requeues %d", *task.ID, *task.ExecutionInfo.RetryCount, *task.ExecutionInfo.RequeueCount)
