@@ -12,7 +12,6 @@
 package azurite
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -31,6 +30,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/kilnbatch/kiln/internal/testutil/testproc"
 )
 
 // The account every Azurite instance serves, with its published well-known
@@ -68,7 +68,7 @@ func Start(t testing.TB) *Azurite {
 	// A port picked free can be taken before Azurite binds it: try again.
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			t.Fatalf("azurite: free port: %v", err)
 		}
@@ -175,7 +175,7 @@ func parsePermissions(s string) (sas.ContainerPermissions, error) {
 // run starts Azurite on port and waits until it accepts connections. The
 // process gets its own process group, killed whole at t's cleanup.
 func run(t testing.TB, bin string, port int) error {
-	var out lockedBuffer
+	var out testproc.Output
 	cmd := exec.Command(bin,
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
 		"--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent", "--loose")
@@ -206,25 +206,16 @@ func run(t testing.TB, bin string, port int) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("azurite-blob exited before listening on %s: %s", addr, out.String())
+			return fmt.Errorf("azurite-blob exited before listening on %s: %s", addr, strings.TrimSpace(out.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			kill()
-			return fmt.Errorf("azurite-blob did not listen on %s within %v: %s", addr, startTimeout, out.String())
+			return fmt.Errorf("azurite-blob did not listen on %s within %v: %s", addr, startTimeout, strings.TrimSpace(out.String()))
 		}
 	}
 	t.Cleanup(kill)
 	return nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // installMu serializes installs within one test binary; the file lock
@@ -285,22 +276,4 @@ func packageDir(t testing.TB) string {
 		t.Fatalf("azurite: %v (tests/azurite/package-lock.json pins Azurite)", err)
 	}
 	return dir
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }

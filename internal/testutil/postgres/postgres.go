@@ -8,24 +8,22 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/kilnbatch/kiln/internal/testutil/testproc"
 )
 
 // InstallCommand installs the PostgreSQL server the tests need.
@@ -40,7 +38,7 @@ type Server struct {
 	port int
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *testproc.Output
 }
 
 // Start runs a PostgreSQL server for t and returns the DSN of a new, empty
@@ -200,11 +198,11 @@ func start(bin string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{dir: dir, port: port, done: make(chan struct{}), out: &syncBuffer{}}
+	srv := &Server{dir: dir, port: port, done: make(chan struct{}), out: &testproc.Output{}}
 	// Durability is of no use to a test database: no fsync, no
 	// full-page writes, commits that do not wait for the WAL.
 	srv.cmd = command("postgres", "-D", data, "-p", strconv.Itoa(port),
@@ -255,32 +253,4 @@ func (s *Server) stop() error {
 func (s *Server) kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the server's output from its two streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,15 +5,13 @@
 package versitygw
 
 import (
-	"bytes"
 	"fmt"
-	"net"
+	"github.com/kilnbatch/kiln/internal/testutil/testproc"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -77,13 +75,13 @@ func Start(t testing.TB) (endpoint, accessKey, secretKey, bucket string) {
 
 // start launches one gateway and waits for it to answer.
 func start(t testing.TB, bin, root string) (string, error) {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "--port", addr, "--access", AccessKey, "--secret", SecretKey, "--quiet", "posix", root)
-	out := &syncBuffer{}
+	out := &testproc.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return "", err
@@ -123,32 +121,4 @@ func start(t testing.TB, bin, root string) (string, error) {
 		}
 	})
 	return endpoint, nil
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the gateway's output from its two streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
