@@ -99,7 +99,7 @@ func New(cfg Config) http.Handler {
 // route knows.
 func (s *server) operation(r *http.Request) string {
 	p := r.Pattern
-	if p == "/" { // an Azure Batch route: serveBatch routed a copy of r
+	if p == "/" { // refused before serveBatch routed it (authentication)
 		_, p = s.mux.Handler(r)
 	}
 	if p == "" || p == "/" {
@@ -246,7 +246,9 @@ func (s *server) serveBatch(w http.ResponseWriter, r *http.Request) {
 		c.fail(err)
 		return
 	}
-	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	routed := r.WithContext(context.WithValue(r.Context(), callKey{}, c))
+	s.mux.ServeHTTP(w, routed)
+	r.Pattern = routed.Pattern // the route, for operation (no second lookup)
 }
 
 type callKey struct{}
